@@ -1,0 +1,128 @@
+//! The one place the client-generation settings live.
+//!
+//! `build.rs` includes this file to generate the client into `OUT_DIR`, and the xtask includes the
+//! same file to write and check the committed review copy, so both can never disagree. It takes
+//! the spec's text and returns formatted Rust source, or an error message that names the problem:
+//! progenitor reports some spec problems by panicking, and a build script should say what is
+//! wrong, not print a backtrace.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use openapiv3::{OpenAPI, ReferenceOr, StatusCode};
+
+/// Where the spec lives, relative to the library package's root.
+pub const SPEC_PATH: &str = "openapi/product-upgrades.yaml";
+
+/// Generates the client's source code from the spec's YAML text.
+pub fn generate(spec_yaml: &str) -> Result<String, String> {
+    let mut spec: OpenAPI = yaml_serde::from_str(spec_yaml)
+        .map_err(|e| format!("{SPEC_PATH} is not a valid OpenAPI 3.0 document: {e}"))?;
+    check_operation_ids(&spec)?;
+    raw_error_bodies(&mut spec);
+
+    let mut settings = progenitor::GenerationSettings::new();
+    settings
+        .with_interface(progenitor::InterfaceStyle::Positional)
+        .with_tag(progenitor::TagStyle::Merged)
+        // The hand-written `transport` module implements the hooks: it attaches the token and
+        // removes the `api-version` header progenitor adds to every request, which Partner Center
+        // does not define.
+        .with_hooks(progenitor::HooksMode::Expected)
+        .with_inner_type(quote::quote! { crate::transport::CallContext })
+        // Status values are an open set: a hand-written enum with an `Unknown(String)` variant
+        // keeps an unfamiliar value from failing the whole response.
+        .with_replacement(
+            "UpgradeStatus",
+            "crate::status::UpgradeStatus",
+            [progenitor::TypeImpl::Display, progenitor::TypeImpl::FromStr].into_iter(),
+        );
+
+    // progenitor panics on some unsupported shapes (for example two error body types for one
+    // operation); catch that and report it as a message naming the spec.
+    let previous_hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let generated = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut generator = progenitor::Generator::new(&settings);
+        generator.generate_tokens(&spec).map_err(|e| e.to_string())
+    }));
+    panic::set_hook(previous_hook);
+
+    let tokens = match generated {
+        Ok(Ok(tokens)) => tokens,
+        Ok(Err(message)) => return Err(format!("progenitor rejected {SPEC_PATH}: {message}")),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            return Err(format!("progenitor could not generate a client from {SPEC_PATH}: {message}"));
+        }
+    };
+    let file: syn::File = syn::parse2(tokens)
+        .map_err(|e| format!("progenitor produced code that does not parse: {e}"))?;
+    Ok(prettyplease::unparse(&file))
+}
+
+/// Every operation needs a unique `operationId`: progenitor names the methods after them.
+fn check_operation_ids(spec: &OpenAPI) -> Result<(), String> {
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in spec.paths.iter() {
+        let ReferenceOr::Item(item) = item else {
+            return Err(format!("{SPEC_PATH}: path {path} is a $ref; write it out in place"));
+        };
+        for (method, operation) in item.iter() {
+            let Some(id) = operation.operation_id.as_deref() else {
+                return Err(format!("{SPEC_PATH}: {method} {path} has no operationId"));
+            };
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                return Err(format!(
+                    "{SPEC_PATH}: operationId {id} is used by both {other} and {method} {path}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hands error bodies to the hand-written layer as raw bytes.
+///
+/// The spec describes each error status with its real body (`ServiceError`, or `ThrottlingError`
+/// for 429). progenitor accepts one error body type per operation, and when a typed error body is
+/// empty or not JSON it drops the status code. Partner Center's gateways answer 5xx with empty or
+/// HTML bodies, so the `error` module reads the bytes and parses them itself, keeping the status
+/// and headers. The error schemas still become generated types that the parser uses.
+fn raw_error_bodies(spec: &mut OpenAPI) {
+    for (_, item) in spec.paths.paths.iter_mut() {
+        let ReferenceOr::Item(item) = item else { continue };
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let is_error = match status {
+                    StatusCode::Code(code) => *code >= 400,
+                    StatusCode::Range(range) => *range >= 4,
+                };
+                if is_error {
+                    let mut raw = openapiv3::Response {
+                        description: "error body, parsed by the hand-written layer".into(),
+                        ..Default::default()
+                    };
+                    raw.content.insert(
+                        "application/octet-stream".into(),
+                        openapiv3::MediaType::default(),
+                    );
+                    *response = ReferenceOr::Item(raw);
+                }
+            }
+        }
+    }
+}

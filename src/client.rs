@@ -1,0 +1,312 @@
+//! The public client: builds each call's ids and token, calls the generated code, and turns the
+//! answer into our own types.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::TokenProvider;
+use crate::base_url::BaseUrl;
+use crate::error::{Error, ErrorKind, Operation};
+use crate::generated::{self, types};
+use crate::ids::{CorrelationId, RequestId, UpgradeId};
+use crate::location::{LocationError, upgrade_id_from_location};
+use crate::model::{Eligibility, Upgrade, UpgradeRequest};
+use crate::transport::{self, CallContext, CallIds, Response};
+
+/// How long to wait for a connection, unless [`ClientBuilder::connect_timeout`] says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one call may take in all, unless [`ClientBuilder::timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The locale is not a language tag such as `en-US`.
+    #[error("locale {0:?} is not a language tag such as en-US")]
+    Locale(String),
+    /// The application name is empty or longer than 256 characters.
+    #[error("the application name must be 1 to 256 characters")]
+    ApplicationName,
+    /// The HTTP client could not be set up (TLS roots, for example).
+    #[error("the HTTP client could not be set up: {0}")]
+    Http(String),
+}
+
+/// Configures a [`Client`].
+pub struct ClientBuilder {
+    base_url: BaseUrl,
+    tokens: Arc<dyn TokenProvider>,
+    locale: Option<String>,
+    application: Option<String>,
+    connect_timeout: Duration,
+    timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Sends `X-Locale` with every call, so messages come in that language (default: none, which
+    /// Partner Center treats as `en-US`).
+    pub fn locale(mut self, locale: impl Into<String>) -> Self {
+        self.locale = Some(locale.into());
+        self
+    }
+
+    /// Sends `MS-PartnerCenter-Application` with every call, naming the calling application.
+    pub fn application(mut self, name: impl Into<String>) -> Self {
+        self.application = Some(name.into());
+        self
+    }
+
+    /// How long to wait for a connection (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one call may take in all (default [`DEFAULT_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Validates the settings and builds the client.
+    pub fn build(self) -> Result<Client, BuildError> {
+        let locale = self
+            .locale
+            .map(|l| types::Locale::try_from(l.clone()).map_err(|_| BuildError::Locale(l)))
+            .transpose()?;
+        let application = self
+            .application
+            .map(|a| types::ApplicationName::try_from(a).map_err(|_| BuildError::ApplicationName))
+            .transpose()?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            // Partner Center does not redirect these calls; following a redirect could carry the
+            // request somewhere unexpected, so a 3xx is reported as an error instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("partner-center-upgrades/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
+        Ok(Client {
+            shared: Arc::new(Shared {
+                http,
+                base_url: self.base_url,
+                tokens: self.tokens,
+                locale,
+                application,
+            }),
+            correlation_id: None,
+        })
+    }
+}
+
+/// TLS through rustls with the `ring` provider and the platform's certificate roots, configured
+/// here rather than by installing a process-wide default provider.
+fn tls_config() -> Result<rustls::ClientConfig, BuildError> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BuildError::Http(e.to_string()))?
+        .with_platform_verifier()
+        .map_err(|e| BuildError::Http(e.to_string()))?
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+struct Shared {
+    http: reqwest::Client,
+    base_url: BaseUrl,
+    tokens: Arc<dyn TokenProvider>,
+    locale: Option<types::Locale>,
+    application: Option<types::ApplicationName>,
+}
+
+/// A client for the product-upgrade API. Cheap to clone; clones share connections.
+///
+/// Every call sends `Authorization` (only to the configured base URL), a new `MS-RequestId`, and
+/// an `MS-CorrelationId`: a new one per call, or the one set with
+/// [`Client::with_correlation_id`] for every call of a flow.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    correlation_id: Option<CorrelationId>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.shared.base_url)
+            .field("correlation_id", &self.correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts configuring a client for `base_url` (a [`crate::Cloud`] or a [`BaseUrl`]) that takes
+    /// its tokens from `tokens`.
+    pub fn builder(
+        base_url: impl Into<BaseUrl>,
+        tokens: impl TokenProvider + 'static,
+    ) -> ClientBuilder {
+        ClientBuilder {
+            base_url: base_url.into(),
+            tokens: Arc::new(tokens),
+            locale: None,
+            application: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The base URL calls go to.
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.shared.base_url
+    }
+
+    /// A client that sends `correlation_id` with every call, tying a flow's calls together.
+    pub fn with_correlation_id(&self, correlation_id: CorrelationId) -> Client {
+        Client {
+            shared: Arc::clone(&self.shared),
+            correlation_id: Some(correlation_id),
+        }
+    }
+
+    /// The correlation id set with [`Client::with_correlation_id`], if any.
+    pub fn correlation_id(&self) -> Option<CorrelationId> {
+        self.correlation_id
+    }
+
+    fn new_ids(&self) -> CallIds {
+        CallIds {
+            request_id: RequestId::new_random(),
+            correlation_id: self
+                .correlation_id
+                .unwrap_or_else(CorrelationId::new_random),
+        }
+    }
+
+    /// Fetches the token and builds the generated client for one call.
+    async fn prepare(
+        &self,
+        operation: Operation,
+        request: &UpgradeRequest,
+        ids: CallIds,
+    ) -> Result<(generated::Client, types::ProductUpgradeRequest), Error> {
+        let body = request.to_wire().map_err(|detail| {
+            Error::before_send(operation, ErrorKind::InvalidInput, ids).with_detail(detail)
+        })?;
+        let token = self
+            .shared
+            .tokens
+            .token()
+            .await
+            .map_err(|e| Error::before_send(operation, ErrorKind::Auth, ids).with_source(e))?;
+        let context = CallContext::new(&token, self.shared.base_url.origin());
+        let client = generated::Client::new_with_client(
+            self.shared.base_url.as_str(),
+            self.shared.http.clone(),
+            context,
+        );
+        Ok((client, body))
+    }
+
+    /// Checks whether the customer can be upgraded, and whether an upgrade already exists.
+    pub async fn check_eligibility(
+        &self,
+        request: &UpgradeRequest,
+    ) -> Result<Response<Eligibility>, Error> {
+        let operation = Operation::CheckEligibility;
+        let ids = self.new_ids();
+        let (client, body) = self.prepare(operation, request, ids).await?;
+        let shared = &self.shared;
+        match client
+            .check_eligibility(
+                Some(ids.correlation_id.as_uuid()),
+                shared.application.as_ref(),
+                Some(ids.request_id.as_uuid()),
+                shared.locale.as_ref(),
+                &body,
+            )
+            .await
+        {
+            Ok(value) => Ok(transport::response(value, ids).map(Eligibility::from)),
+            Err(e) => Err(Error::from_generated(operation, ids, e).await),
+        }
+    }
+
+    /// Starts the upgrade and returns its id, read from the answer's `Location` header.
+    pub async fn create_upgrade(
+        &self,
+        request: &UpgradeRequest,
+    ) -> Result<Response<UpgradeId>, Error> {
+        let operation = Operation::CreateUpgrade;
+        let ids = self.new_ids();
+        let (client, body) = self.prepare(operation, request, ids).await?;
+        let shared = &self.shared;
+        let answer = match client
+            .create_upgrade(
+                Some(ids.correlation_id.as_uuid()),
+                shared.application.as_ref(),
+                Some(ids.request_id.as_uuid()),
+                shared.locale.as_ref(),
+                &body,
+            )
+            .await
+        {
+            Ok(value) => value,
+            Err(e) => return Err(Error::from_generated(operation, ids, e).await),
+        };
+        let location = match answer.headers().get(reqwest::header::LOCATION) {
+            None => Err(LocationError::Missing),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| LocationError::NotText)
+                .and_then(upgrade_id_from_location),
+        };
+        let response = transport::response(answer, ids);
+        match location {
+            Ok(upgrade_id) => Ok(response.map(|()| upgrade_id)),
+            Err(e) => {
+                let mut error = Error::new(operation, ErrorKind::InvalidResponse, crate::Sent::Yes)
+                    .with_detail(
+                        "the upgrade was probably created; check eligibility to find its id",
+                    )
+                    .with_source(e);
+                error.status = Some(response.status());
+                error.request_id = crate::RequestIds::request_id(&response);
+                error.correlation_id = crate::RequestIds::correlation_id(&response);
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads an upgrade's status. `request` must name the customer the upgrade belongs to.
+    pub async fn get_upgrade_status(
+        &self,
+        upgrade_id: UpgradeId,
+        request: &UpgradeRequest,
+    ) -> Result<Response<Upgrade>, Error> {
+        let operation = Operation::GetUpgradeStatus;
+        let ids = self.new_ids();
+        let (client, body) = self.prepare(operation, request, ids).await?;
+        let shared = &self.shared;
+        match client
+            .get_upgrade_status(
+                upgrade_id.as_uuid(),
+                Some(ids.correlation_id.as_uuid()),
+                shared.application.as_ref(),
+                Some(ids.request_id.as_uuid()),
+                shared.locale.as_ref(),
+                &body,
+            )
+            .await
+        {
+            Ok(value) => Ok(transport::response(value, ids).map(Upgrade::from)),
+            Err(e) => Err(Error::from_generated(operation, ids, e).await),
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The one error type every call returns.
+//!
+//! An [`Error`] says which operation failed, what kind of failure it was, whether the request
+//! reached the server ([`Sent`]), the HTTP status, the parsed Partner Center error or throttling
+//! body, `Retry-After`, and the request and correlation ids to quote to Microsoft support. Its
+//! `Display` and `Debug` never contain the access token or a raw response body.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::generated::types;
+use crate::ids::{CorrelationId, RequestId};
+
+/// Which operation a response or error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `POST /v1/productUpgrades/eligibility`
+    CheckEligibility,
+    /// `POST /v1/productUpgrades`
+    CreateUpgrade,
+    /// `POST /v1/productUpgrades/{upgradeId}/status`
+    GetUpgradeStatus,
+}
+
+impl Operation {
+    /// The spec's `operationId`.
+    pub const fn operation_id(self) -> &'static str {
+        match self {
+            Operation::CheckEligibility => "checkEligibility",
+            Operation::CreateUpgrade => "createUpgrade",
+            Operation::GetUpgradeStatus => "getUpgradeStatus",
+        }
+    }
+
+    /// The one success status the spec declares.
+    pub(crate) const fn success_status(self) -> u16 {
+        match self {
+            Operation::CreateUpgrade => 202,
+            Operation::CheckEligibility | Operation::GetUpgradeStatus => 200,
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::CheckEligibility => "check eligibility",
+            Operation::CreateUpgrade => "create upgrade",
+            Operation::GetUpgradeStatus => "get upgrade status",
+        })
+    }
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An argument could not be sent (nothing was sent).
+    InvalidInput,
+    /// The token provider gave no token (nothing was sent).
+    Auth,
+    /// No connection could be made (nothing was sent).
+    Connect,
+    /// The request or the answer took longer than the timeout (the server may have acted).
+    Timeout,
+    /// The connection failed while the request or answer was under way.
+    Transport,
+    /// The server answered with an error status; see [`Error::status`],
+    /// [`Error::service_error`] and [`Error::throttling`].
+    Status,
+    /// The server answered with a success status but the answer cannot be understood (a body
+    /// that does not match the spec, a missing `Location`, an undocumented success status).
+    InvalidResponse,
+}
+
+/// Whether the request reached the server: what decides if retrying could repeat its effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Sent {
+    /// Nothing left this process, or no connection was made.
+    No,
+    /// The request may have reached the server (for example a timeout while waiting).
+    Maybe,
+    /// The server answered.
+    Yes,
+}
+
+/// A Partner Center error code: real answers send a number, the reference page says string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum ServiceErrorCode {
+    /// A numeric code such as `900109`.
+    Number(i64),
+    /// A textual code.
+    Text(String),
+}
+
+impl fmt::Display for ServiceErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceErrorCode::Number(n) => write!(f, "{n}"),
+            ServiceErrorCode::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// The body of a Partner Center error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ServiceError {
+    /// Partner Center's error code, for example `900109` (an upgrade is already in progress).
+    pub code: ServiceErrorCode,
+    /// What went wrong.
+    pub description: String,
+    /// Values the description refers to.
+    pub data: Vec<serde_json::Value>,
+    /// The Partner Center component that answered.
+    pub source: Option<String>,
+}
+
+impl ServiceError {
+    /// True when the code is `code`, whether the server sent it as a number or a string.
+    pub fn has_code(&self, code: i64) -> bool {
+        match &self.code {
+            ServiceErrorCode::Number(n) => *n == code,
+            ServiceErrorCode::Text(t) => t.trim().parse::<i64>() == Ok(code),
+        }
+    }
+}
+
+impl From<types::ServiceError> for ServiceError {
+    fn from(e: types::ServiceError) -> Self {
+        Self {
+            code: match e.code {
+                types::ServiceErrorCode::Int64(n) => ServiceErrorCode::Number(n),
+                types::ServiceErrorCode::String(s) => ServiceErrorCode::Text(s),
+            },
+            description: e.description,
+            data: e.data,
+            source: e.source,
+        }
+    }
+}
+
+/// The body of a `429 Too Many Requests` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Throttling {
+    /// The status code the body repeats (429).
+    pub status_code: i32,
+    /// What to do, for example "Rate limit is exceeded. Try again in 30 seconds."
+    pub message: String,
+}
+
+impl From<types::ThrottlingError> for Throttling {
+    fn from(t: types::ThrottlingError) -> Self {
+        Self {
+            status_code: t.status_code,
+            message: t.message,
+        }
+    }
+}
+
+/// Request and correlation ids, reachable from every response and error.
+pub trait RequestIds {
+    /// The `MS-RequestId` the call was made under (the server's echo when it sent one).
+    fn request_id(&self) -> Option<RequestId>;
+    /// The `MS-CorrelationId` the call was made under.
+    fn correlation_id(&self) -> Option<CorrelationId>;
+}
+
+/// A failed call to the product-upgrade API.
+#[non_exhaustive]
+pub struct Error {
+    pub(crate) operation: Operation,
+    pub(crate) kind: ErrorKind,
+    pub(crate) sent: Sent,
+    pub(crate) status: Option<u16>,
+    pub(crate) service_error: Option<ServiceError>,
+    pub(crate) throttling: Option<Throttling>,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) request_id: Option<RequestId>,
+    pub(crate) correlation_id: Option<CorrelationId>,
+    pub(crate) ms_cv: Option<String>,
+    pub(crate) body: Option<Bytes>,
+    pub(crate) detail: Option<String>,
+    pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(operation: Operation, kind: ErrorKind, sent: Sent) -> Self {
+        Self {
+            operation,
+            kind,
+            sent,
+            status: None,
+            service_error: None,
+            throttling: None,
+            retry_after: None,
+            request_id: None,
+            correlation_id: None,
+            ms_cv: None,
+            body: None,
+            detail: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether the request reached the server.
+    pub fn sent(&self) -> Sent {
+        self.sent
+    }
+
+    /// The HTTP status of the answer, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The Partner Center error body, when the answer carried one.
+    pub fn service_error(&self) -> Option<&ServiceError> {
+        self.service_error.as_ref()
+    }
+
+    /// The throttling body of a 429 answer, when it carried one.
+    pub fn throttling(&self) -> Option<&Throttling> {
+        self.throttling.as_ref()
+    }
+
+    /// How long the server asked to wait (`Retry-After`), when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// `MS-CV`, Partner Center's internal correlation vector, when the answer carried one.
+    pub fn ms_cv(&self) -> Option<&str> {
+        self.ms_cv.as_deref()
+    }
+
+    /// The raw answer body (at most 64 KiB) when it was not a recognised error body: an HTML
+    /// page from a gateway, say. Not shown by `Display` or `Debug`.
+    pub fn raw_body(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// True when the server answered with Partner Center error code `code`.
+    pub fn has_service_code(&self, code: i64) -> bool {
+        self.service_error.as_ref().is_some_and(|e| e.has_code(code))
+    }
+}
+
+impl RequestIds for Error {
+    fn request_id(&self) -> Option<RequestId> {
+        self.request_id
+    }
+    fn correlation_id(&self) -> Option<CorrelationId> {
+        self.correlation_id
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: ", self.operation)?;
+        let reason = http_reason(self.status);
+        match (self.kind, self.status) {
+            (ErrorKind::Status, Some(429)) => {
+                write!(f, "throttled (HTTP 429)")?;
+                if let Some(wait) = self.retry_after {
+                    write!(f, ", retry after {} s", wait.as_secs())?;
+                }
+            }
+            (ErrorKind::Status, Some(status)) => write!(f, "HTTP {status}{reason}")?,
+            (ErrorKind::InvalidResponse, Some(status)) => {
+                write!(f, "the answer (HTTP {status}{reason}) cannot be understood")?
+            }
+            (ErrorKind::InvalidInput, _) => f.write_str("invalid input")?,
+            (ErrorKind::Auth, _) => f.write_str("no access token")?,
+            (ErrorKind::Connect, _) => f.write_str("could not connect")?,
+            (ErrorKind::Timeout, _) => f.write_str("timed out")?,
+            (ErrorKind::Transport, _) => f.write_str("the connection failed")?,
+            (_, _) => f.write_str("the answer cannot be understood")?,
+        }
+        if let Some(e) = &self.service_error {
+            write!(f, ": Partner Center error {}: {}", e.code, cut(&e.description, 1024))?;
+        } else if let Some(t) = &self.throttling {
+            write!(f, ": {}", cut(&t.message, 1024))?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        if let Some(id) = self.request_id {
+            write!(f, " (MS-RequestId {id}")?;
+            if let Some(cid) = self.correlation_id {
+                write!(f, ", MS-CorrelationId {cid}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("operation", &self.operation)
+            .field("kind", &self.kind)
+            .field("sent", &self.sent)
+            .field("status", &self.status)
+            .field("service_error", &self.service_error)
+            .field("throttling", &self.throttling)
+            .field("retry_after", &self.retry_after)
+            .field("request_id", &self.request_id)
+            .field("correlation_id", &self.correlation_id)
+            .field("ms_cv", &self.ms_cv)
+            .field("raw_body_bytes", &self.body.as_ref().map(Bytes::len))
+            .field("detail", &self.detail)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+fn http_reason(status: Option<u16>) -> String {
+    status
+        .and_then(|s| reqwest::StatusCode::from_u16(s).ok())
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
+}
+
+fn cut(text: &str, max_chars: usize) -> String {
+    let mut out: String = text.chars().take(max_chars).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
