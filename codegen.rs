@@ -56,7 +56,9 @@ pub fn generate(spec_yaml: &str) -> Result<String, String> {
                 .map(String::as_str)
                 .or_else(|| payload.downcast_ref::<&str>().copied())
                 .unwrap_or("no message");
-            return Err(format!("progenitor could not generate a client from {SPEC_PATH}: {message}"));
+            return Err(format!(
+                "progenitor could not generate a client from {SPEC_PATH}: {message}"
+            ));
         }
     };
     let file: syn::File = syn::parse2(tokens)
@@ -69,7 +71,9 @@ fn check_operation_ids(spec: &OpenAPI) -> Result<(), String> {
     let mut seen = std::collections::BTreeMap::new();
     for (path, item) in spec.paths.iter() {
         let ReferenceOr::Item(item) = item else {
-            return Err(format!("{SPEC_PATH}: path {path} is a $ref; write it out in place"));
+            return Err(format!(
+                "{SPEC_PATH}: path {path} is a $ref; write it out in place"
+            ));
         };
         for (method, operation) in item.iter() {
             let Some(id) = operation.operation_id.as_deref() else {
@@ -94,7 +98,9 @@ fn check_operation_ids(spec: &OpenAPI) -> Result<(), String> {
 /// and headers. The error schemas still become generated types that the parser uses.
 fn raw_error_bodies(spec: &mut OpenAPI) {
     for (_, item) in spec.paths.paths.iter_mut() {
-        let ReferenceOr::Item(item) = item else { continue };
+        let ReferenceOr::Item(item) = item else {
+            continue;
+        };
         let operations = [
             &mut item.get,
             &mut item.put,

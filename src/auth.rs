@@ -88,7 +88,8 @@ impl AuthError {
 }
 
 /// The future a [`TokenProvider`] returns.
-pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<AccessToken, AuthError>> + Send + 'a>>;
+pub type TokenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<AccessToken, AuthError>> + Send + 'a>>;
 
 /// Supplies access tokens; the client asks before every call.
 ///
@@ -134,7 +135,16 @@ mod tests {
 
     #[test]
     fn unusable_tokens_are_refused_with_a_message_that_does_not_echo_them() {
-        for bad in ["", "   ", "Bearer abc.def", "abc def", "abc\ndef", "tök", "\"abc\"", "==="] {
+        for bad in [
+            "",
+            "   ",
+            "Bearer abc.def",
+            "abc def",
+            "abc\ndef",
+            "tök",
+            "\"abc\"",
+            "===",
+        ] {
             let err = AccessToken::new(bad).unwrap_err();
             if !bad.trim().is_empty() {
                 assert!(!err.to_string().contains(bad.trim()), "{err}");

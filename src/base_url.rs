@@ -139,8 +139,14 @@ mod tests {
     #[test]
     fn trailing_slashes_are_dropped_and_a_path_prefix_is_kept() {
         for (input, expected) in [
-            ("https://api.partnercenter.microsoft.com/", "https://api.partnercenter.microsoft.com"),
-            ("https://proxy.example/partner-center//", "https://proxy.example/partner-center"),
+            (
+                "https://api.partnercenter.microsoft.com/",
+                "https://api.partnercenter.microsoft.com",
+            ),
+            (
+                "https://proxy.example/partner-center//",
+                "https://proxy.example/partner-center",
+            ),
             ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
             ("http://localhost:9", "http://localhost:9"),
             ("http://[::1]:9/", "http://[::1]:9"),
@@ -157,7 +163,10 @@ mod tests {
             ("http://10.0.0.1", "unencrypted"),
             ("ftp://127.0.0.1", "scheme"),
             ("api.partnercenter.microsoft.com", "absolute"),
-            ("https://user:pw@api.partnercenter.microsoft.com", "password"),
+            (
+                "https://user:pw@api.partnercenter.microsoft.com",
+                "password",
+            ),
             ("https://api.partnercenter.microsoft.com/?x=1", "query"),
             ("https://api.partnercenter.microsoft.com/v1/", "/v1"),
             ("", "absolute"),

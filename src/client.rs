@@ -86,7 +86,10 @@ impl ClientBuilder {
             // Partner Center does not redirect these calls; following a redirect could carry the
             // request somewhere unexpected, so a 3xx is reported as an error instead.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("partner-center-upgrades/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "partner-center-upgrades/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .map_err(|e| BuildError::Http(e.to_string()))?;
         Ok(Client {

@@ -272,7 +272,9 @@ impl Error {
 
     /// True when the server answered with Partner Center error code `code`.
     pub fn has_service_code(&self, code: i64) -> bool {
-        self.service_error.as_ref().is_some_and(|e| e.has_code(code))
+        self.service_error
+            .as_ref()
+            .is_some_and(|e| e.has_code(code))
     }
 }
 
@@ -308,7 +310,12 @@ impl fmt::Display for Error {
             (_, _) => f.write_str("the answer cannot be understood")?,
         }
         if let Some(e) = &self.service_error {
-            write!(f, ": Partner Center error {}: {}", e.code, cut(&e.description, 1024))?;
+            write!(
+                f,
+                ": Partner Center error {}: {}",
+                e.code,
+                cut(&e.description, 1024)
+            )?;
         } else if let Some(t) = &self.throttling {
             write!(f, ": {}", cut(&t.message, 1024))?;
         }

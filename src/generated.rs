@@ -9,6 +9,10 @@
     dead_code,
     reason = "generated code: its docs come from the spec's descriptions, which the spec checks cover"
 )]
-#![allow(clippy::all, clippy::pedantic, reason = "generated code is not hand-edited")]
+#![allow(
+    clippy::all,
+    clippy::pedantic,
+    reason = "generated code is not hand-edited"
+)]
 
 include!(concat!(env!("OUT_DIR"), "/codegen.rs"));

@@ -140,7 +140,12 @@ mod tests {
 
     #[test]
     fn a_malformed_guid_names_the_kind_of_id_and_the_input() {
-        for bad in ["", "azure", "4c721420-72ad-4708-a0a7", "4c721420-72ad-4708-a0a7-371a2f7b096g"] {
+        for bad in [
+            "",
+            "azure",
+            "4c721420-72ad-4708-a0a7",
+            "4c721420-72ad-4708-a0a7-371a2f7b096g",
+        ] {
             let err = UpgradeId::parse(bad).unwrap_err();
             assert_eq!(err.kind(), "upgrade id");
             assert_eq!(err.input(), bad);

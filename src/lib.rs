@@ -53,3 +53,13 @@ pub use model::{
 };
 pub use status::UpgradeStatus;
 pub use transport::{Response, parse_retry_after};
+
+/// The generated wire types, exactly as the spec defines them (feature `wire`).
+///
+/// For contract tests and tools that must check payloads against the spec. Not a stable API:
+/// these types change whenever `openapi/product-upgrades.yaml` does. Use the types at the crate
+/// root instead.
+#[cfg(feature = "wire")]
+pub mod wire {
+    pub use crate::generated::types::*;
+}

@@ -110,7 +110,9 @@ mod tests {
 
     #[test]
     fn a_network_path_reference() {
-        accepts(&format!("//api.partnercenter.microsoft.com/v1/productUpgrades/{ID}"));
+        accepts(&format!(
+            "//api.partnercenter.microsoft.com/v1/productUpgrades/{ID}"
+        ));
     }
 
     #[test]

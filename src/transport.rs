@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
 use crate::auth::AccessToken;
 use crate::error::{Error, ErrorKind, Operation, RequestIds, Sent};
@@ -34,11 +34,13 @@ impl CallContext {
     }
 
     /// Prepares a request the generated code built: removes progenitor's `api-version` header
-    /// (Partner Center defines none) and attaches the token, only if the request goes to the
-    /// configured origin.
+    /// (Partner Center defines none), asks for JSON (progenitor derives `Accept` from the
+    /// declared bodies, and codegen.rs hands it error bodies as raw bytes), and attaches the
+    /// token, only if the request goes to the configured origin.
     fn prepare(&self, request: &mut reqwest::Request) {
         let headers = request.headers_mut();
         headers.remove("api-version");
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.remove(AUTHORIZATION);
         if request.url().origin() == self.origin {
             request
@@ -171,7 +173,11 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
         return Some(Duration::from_secs(seconds));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some((date.with_timezone(&chrono::Utc) - now).to_std().unwrap_or(Duration::ZERO))
+    Some(
+        (date.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 impl Error {

@@ -1,0 +1,6 @@
+//! The integration tests, in one binary, organised by what they test.
+
+mod support;
+
+mod client;
+mod examples;

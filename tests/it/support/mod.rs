@@ -1,0 +1,104 @@
+//! Shared helpers: the spec, a client aimed at a mock server, and matchers for what the client
+//! must send.
+
+pub mod spec;
+
+use partner_center_upgrades::{BaseUrl, Client, CustomerId, StaticToken, UpgradeRequest};
+use serde_json::Value;
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate, matchers::any};
+
+/// The token every test client sends. Tests assert it never shows up in messages.
+pub const TOKEN: &str = "eyJ0ZXN0IjoidG9rZW4ifQ.c2VjcmV0LXRlc3QtdG9rZW4";
+pub const CUSTOMER: &str = "4c721420-72ad-4708-a0a7-371a2f7b0969";
+pub const UPGRADE: &str = "42d075a4-bfe7-43e7-af6d-7c68a57edcb4";
+pub const LOCALE: &str = "en-US";
+pub const APPLICATION: &str = "contract tests";
+
+pub fn client_for(base_url: &str) -> Client {
+    Client::builder(
+        BaseUrl::parse(base_url).expect("a loopback URL"),
+        StaticToken::new(TOKEN).unwrap(),
+    )
+    .locale(LOCALE)
+    .application(APPLICATION)
+    .build()
+    .expect("the client builds")
+}
+
+pub fn client(server: &MockServer) -> Client {
+    client_for(&server.uri())
+}
+
+pub fn azure_request() -> UpgradeRequest {
+    UpgradeRequest::azure(CustomerId::parse(CUSTOMER).unwrap())
+}
+
+/// The JSON body the client must send for [`azure_request`].
+pub fn azure_body() -> Value {
+    serde_json::json!({ "customerId": CUSTOMER, "productFamily": "Azure" })
+}
+
+/// Matches only requests that carry everything the contract asks of our client: the bearer
+/// token, GUID request and correlation ids, locale, application name, JSON content type, and
+/// no stray `api-version` header.
+pub struct SentByOurClient;
+
+impl Match for SentByOurClient {
+    fn matches(&self, request: &Request) -> bool {
+        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+        let guid = |name: &str| header(name).is_some_and(|v| uuid::Uuid::try_parse(v).is_ok());
+        header("authorization") == Some(&format!("Bearer {TOKEN}"))
+            && guid("ms-requestid")
+            && guid("ms-correlationid")
+            && header("x-locale") == Some(LOCALE)
+            && header("ms-partnercenter-application") == Some(APPLICATION)
+            && header("content-type") == Some("application/json")
+            && header("accept") == Some("application/json")
+            && header("api-version").is_none()
+    }
+}
+
+/// Answers any request no other mock matched with 418 and a body naming it, so a test that
+/// sends something unexpected fails saying what was sent.
+pub async fn mount_catch_all(server: &MockServer) {
+    Mock::given(any())
+        .respond_with(|request: &Request| {
+            ResponseTemplate::new(418).set_body_string(format!(
+                "no mock matched {} {} with headers {:?} and body {}",
+                request.method,
+                request.url.path(),
+                request
+                    .headers
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+                String::from_utf8_lossy(&request.body)
+            ))
+        })
+        .with_priority(u8::MAX)
+        .mount(server)
+        .await;
+}
+
+/// Unwraps a call's result, printing the error and any raw body it carries on failure.
+pub fn expect_ok<T>(result: Result<T, partner_center_upgrades::Error>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(e) => panic!(
+            "the call failed: {e}\nraw body: {}",
+            e.raw_body()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// The header value a request carried, as text.
+pub fn header_of(request: &Request, name: &str) -> String {
+    request
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -1,0 +1,164 @@
+//! The spec, read at test time, and JSON Schema validators built from its own component schemas.
+//!
+//! OpenAPI 3.0 schemas are JSON Schema Draft 4 plus a few keywords; the one that changes meaning
+//! is `nullable`, translated here to a `"null"` type. Formats `uuid` and `date-time` are checked.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+/// The spec as JSON.
+pub fn spec() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/product-upgrades.yaml");
+    let text = std::fs::read_to_string(&path).expect("the spec is readable");
+    yaml_serde::from_str(&text).expect("the spec is valid YAML")
+}
+
+/// Follows a local `$ref` (`#/components/...`) until a non-reference is reached.
+pub fn resolve<'a>(spec: &'a Value, mut node: &'a Value) -> &'a Value {
+    while let Some(reference) = node.get("$ref").and_then(Value::as_str) {
+        let pointer = reference
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("only local references are used: {reference}"));
+        node = spec
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("dangling reference {reference}"));
+    }
+    node
+}
+
+/// Rewrites OpenAPI 3.0 schema keywords into their JSON Schema equivalents.
+fn to_json_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (key, value) in map {
+                match key.as_str() {
+                    "nullable" | "example" | "discriminator" | "xml" | "externalDocs"
+                    | "deprecated" | "readOnly" | "writeOnly" => {}
+                    k if k.starts_with("x-") => {}
+                    "properties" => {
+                        let props = value
+                            .as_object()
+                            .expect("properties is an object")
+                            .iter()
+                            .map(|(name, s)| (name.clone(), to_json_schema(s)))
+                            .collect();
+                        out.insert(key.clone(), Value::Object(props));
+                    }
+                    _ => {
+                        out.insert(key.clone(), to_json_schema(value));
+                    }
+                }
+            }
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                if let Some(Value::String(t)) = out.get("type").cloned() {
+                    out.insert("type".into(), json!([t, "null"]));
+                }
+                if let Some(Value::Array(values)) = out.get_mut("enum") {
+                    values.push(Value::Null);
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(to_json_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A validator for `schema`, a schema object from the spec (often just a `$ref`), resolving
+/// references against the spec's own `components/schemas`.
+pub fn validator(spec: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = to_json_schema(schema);
+    let schemas = to_json_schema(&spec["components"]["schemas"]);
+    root.as_object_mut()
+        .expect("a schema is an object")
+        .insert("components".into(), json!({ "schemas": schemas }));
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(true)
+        .with_format("uuid", |s: &str| uuid::Uuid::try_parse(s).is_ok())
+        .build(&root)
+        .unwrap_or_else(|e| panic!("schema does not compile: {e}"))
+}
+
+/// Every error the validator finds, one per line with the JSON path it concerns.
+pub fn violations(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("at {}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// One example in the spec: where it is, the schema it must satisfy, its value.
+pub struct Example {
+    pub location: String,
+    pub schema: Value,
+    pub value: Value,
+}
+
+/// Every example the spec holds: in media types (`example` and `examples`), in parameters and
+/// headers, and on schemas and their properties.
+pub fn examples(spec: &Value) -> Vec<Example> {
+    let mut found = Vec::new();
+    walk(spec, spec, "#".into(), &mut found);
+    found
+}
+
+fn walk(spec: &Value, node: &Value, location: String, found: &mut Vec<Example>) {
+    let Value::Object(map) = node else {
+        if let Value::Array(items) = node {
+            for (i, item) in items.iter().enumerate() {
+                walk(spec, item, format!("{location}/{i}"), found);
+            }
+        }
+        return;
+    };
+    if map.contains_key("$ref") {
+        return;
+    }
+    // A media type, parameter or header: its examples must satisfy its `schema`.
+    if let Some(schema) = map.get("schema") {
+        if let Some(example) = map.get("example") {
+            found.push(Example {
+                location: format!("{location}/example"),
+                schema: schema.clone(),
+                value: example.clone(),
+            });
+        }
+        if let Some(Value::Object(named)) = map.get("examples") {
+            for (name, example) in named {
+                let example = resolve(spec, example);
+                found.push(Example {
+                    location: format!("{location}/examples/{name}"),
+                    schema: schema.clone(),
+                    value: example["value"].clone(),
+                });
+            }
+        }
+    } else if let (Some(example), true) = (map.get("example"), is_schema(map)) {
+        // A schema: its own example must satisfy it.
+        found.push(Example {
+            location: format!("{location}/example"),
+            schema: node.clone(),
+            value: example.clone(),
+        });
+    }
+    for (key, child) in map {
+        if key == "example" || key == "examples" {
+            continue;
+        }
+        walk(
+            spec,
+            child,
+            format!("{location}/{}", key.replace('/', "~1")),
+            found,
+        );
+    }
+}
+
+fn is_schema(map: &serde_json::Map<String, Value>) -> bool {
+    ["type", "oneOf", "anyOf", "allOf", "properties", "items"]
+        .iter()
+        .any(|k| map.contains_key(*k))
+}
