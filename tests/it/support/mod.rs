@@ -1,7 +1,7 @@
 //! Shared helpers: the spec, a client aimed at a mock server, and matchers for what the client
 //! must send.
 
-pub mod spec;
+pub use partner_center_contract as spec;
 
 use partner_center_upgrades::{BaseUrl, Client, CustomerId, StaticToken, UpgradeRequest};
 use serde_json::Value;

@@ -1,20 +1,40 @@
-//! The spec, read at test time, and JSON Schema validators built from its own component schemas.
+//! The product-upgrade spec as data: reading it, following its references, finding its examples,
+//! and checking JSON against its own component schemas with a real JSON Schema validator.
 //!
-//! OpenAPI 3.0 schemas are JSON Schema Draft 4 plus a few keywords; the one that changes meaning
-//! is `nullable`, translated here to a `"null"` type. Formats `uuid` and `date-time` are checked.
+//! Shared by the library's tests and by `cargo xtask contract`, so both check against the same
+//! spec file in the same way. OpenAPI 3.0 schemas are JSON Schema Draft 4 plus a few keywords;
+//! the one that changes meaning is `nullable`, translated here to a `"null"` type. The formats
+//! `uuid` and `date-time` are checked.
 
-use std::path::Path;
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-/// The spec as JSON.
+/// The spec's path: `openapi/product-upgrades.yaml` in the library package.
+pub fn spec_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("openapi/product-upgrades.yaml")
+}
+
+/// Reads a spec file as JSON, or says why it cannot.
+pub fn read_spec(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    yaml_serde::from_str(&text).map_err(|e| format!("{} is not valid YAML: {e}", path.display()))
+}
+
+/// The project's spec as JSON; panics with the reason if it cannot be read (for tests).
 pub fn spec() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/product-upgrades.yaml");
-    let text = std::fs::read_to_string(&path).expect("the spec is readable");
-    yaml_serde::from_str(&text).expect("the spec is valid YAML")
+    read_spec(&spec_path()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Follows a local `$ref` (`#/components/...`) until a non-reference is reached.
+///
+/// # Panics
+/// On a reference that is not local or that points nowhere.
 pub fn resolve<'a>(spec: &'a Value, mut node: &'a Value) -> &'a Value {
     while let Some(reference) = node.get("$ref").and_then(Value::as_str) {
         let pointer = reference
@@ -68,6 +88,9 @@ fn to_json_schema(schema: &Value) -> Value {
 
 /// A validator for `schema`, a schema object from the spec (often just a `$ref`), resolving
 /// references against the spec's own `components/schemas`.
+///
+/// # Panics
+/// When the schema does not compile, which means the spec itself is broken.
 pub fn validator(spec: &Value, schema: &Value) -> jsonschema::Validator {
     let mut root = to_json_schema(schema);
     let schemas = to_json_schema(&spec["components"]["schemas"]);
@@ -91,9 +114,13 @@ pub fn violations(validator: &jsonschema::Validator, instance: &Value) -> Vec<St
 }
 
 /// One example in the spec: where it is, the schema it must satisfy, its value.
+#[derive(Debug, Clone)]
 pub struct Example {
+    /// A JSON pointer-like location (`#/paths/...`).
     pub location: String,
+    /// The schema the example must satisfy (often a `$ref`).
     pub schema: Value,
+    /// The example's value.
     pub value: Value,
 }
 

@@ -1,0 +1,92 @@
+//! Independent OpenAPI tools, installed on first use into `target/tools/`, pinned by version.
+//!
+//! Nothing is installed outside the work tree. When `npm` or `python3` is missing the tool is
+//! reported as unavailable with the reason, and the check that needs it is skipped, not failed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Spectral, for the `spectral:oas` ruleset.
+pub const SPECTRAL: (&str, &str) = ("@stoplight/spectral-cli", "6.16.3");
+/// openapi-spec-validator, for OpenAPI 3.0 structural validity.
+pub const SPEC_VALIDATOR: (&str, &str) = ("openapi-spec-validator", "0.9.0");
+
+fn tools_dir(root: &Path) -> PathBuf {
+    root.join("target").join("tools")
+}
+
+fn stamp_matches(stamp: &Path, version: &str) -> bool {
+    std::fs::read_to_string(stamp).is_ok_and(|s| s.trim() == version)
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let shown = format!("{command:?}");
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{shown} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+fn found(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The path of an npm package's binary, installing the pinned version when needed.
+pub fn npm_tool(
+    root: &Path,
+    (package, version): (&str, &str),
+    bin: &str,
+) -> Result<PathBuf, String> {
+    let dir = tools_dir(root).join("npm");
+    let program = dir.join("node_modules").join(".bin").join(bin);
+    let stamp = dir.join(format!("{bin}.version"));
+    if program.exists() && stamp_matches(&stamp, version) {
+        return Ok(program);
+    }
+    if !found("npm") {
+        return Err("npm is not installed (install Node.js to run this check)".into());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+        .arg(&dir)
+        .arg(format!("{package}@{version}")))?;
+    std::fs::write(&stamp, version).map_err(|e| e.to_string())?;
+    Ok(program)
+}
+
+/// The path of a PyPI package's console script in a private virtual environment, installing the
+/// pinned version when needed.
+pub fn pip_tool(
+    root: &Path,
+    (package, version): (&str, &str),
+    bin: &str,
+) -> Result<PathBuf, String> {
+    let venv = tools_dir(root).join("venv");
+    let program = venv.join("bin").join(bin);
+    let stamp = venv.join(format!("{bin}.version"));
+    if program.exists() && stamp_matches(&stamp, version) {
+        return Ok(program);
+    }
+    if !found("python3") {
+        return Err("python3 is not installed (install Python 3 to run this check)".into());
+    }
+    if !venv.join("bin").join("pip").exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .arg(format!("{package}=={version}")))?;
+    std::fs::write(&stamp, version).map_err(|e| e.to_string())?;
+    Ok(program)
+}
