@@ -18,6 +18,7 @@ pub fn generate(spec_yaml: &str) -> Result<String, String> {
     let mut spec: OpenAPI = yaml_serde::from_str(spec_yaml)
         .map_err(|e| format!("{SPEC_PATH} is not a valid OpenAPI 3.0 document: {e}"))?;
     check_operation_ids(&spec)?;
+    check_one_success_body(&spec)?;
     raw_error_bodies(&mut spec);
 
     let mut settings = progenitor::GenerationSettings::new();
@@ -84,6 +85,39 @@ fn check_operation_ids(spec: &OpenAPI) -> Result<(), String> {
                     "{SPEC_PATH}: operationId {id} is used by both {other} and {method} {path}"
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// progenitor supports one success body type per operation and asserts on more; say which
+/// operation breaks that, and with which status codes.
+fn check_one_success_body(spec: &OpenAPI) -> Result<(), String> {
+    for (path, method, operation) in spec.operations() {
+        let mut bodies = std::collections::BTreeMap::new();
+        for (status, response) in &operation.responses.responses {
+            let success = match status {
+                StatusCode::Code(code) => (200..300).contains(code),
+                StatusCode::Range(range) => *range == 2,
+            };
+            let ReferenceOr::Item(response) = response else {
+                continue;
+            };
+            if let (true, Some(media)) = (success, response.content.get("application/json")) {
+                let body = format!("{:?}", media.schema);
+                bodies
+                    .entry(body)
+                    .or_insert_with(Vec::new)
+                    .push(status.to_string());
+            }
+        }
+        if bodies.len() > 1 {
+            let codes: Vec<String> = bodies.into_values().flatten().collect();
+            return Err(format!(
+                "{SPEC_PATH}: {method} {path} declares different bodies for its success responses \
+                 ({}); the generated client supports one success body per operation",
+                codes.join(", ")
+            ));
         }
     }
     Ok(())

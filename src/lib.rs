@@ -63,3 +63,8 @@ pub use transport::{Response, parse_retry_after};
 pub mod wire {
     pub use crate::generated::types::*;
 }
+
+/// The README's example, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
