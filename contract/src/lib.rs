@@ -8,9 +8,32 @@
 
 #![deny(missing_docs)]
 
+pub use jsonschema;
+
+pub mod verify;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+
+/// The spec's text, compiled in, for tools that run outside the source tree (the mock).
+pub const SPEC_YAML: &str = include_str!("../../openapi/product-upgrades.yaml");
+
+/// The compiled-in spec as JSON.
+///
+/// # Panics
+/// Never for a built crate: the spec's tests and build fail first when it is not valid YAML.
+pub fn embedded_spec() -> Value {
+    yaml_serde::from_str(SPEC_YAML).expect("the embedded spec is valid YAML")
+}
+
+/// A validator for the named component schema (`#/components/schemas/{name}`).
+pub fn component_validator(spec: &Value, name: &str) -> jsonschema::Validator {
+    validator(
+        spec,
+        &json!({ "$ref": format!("#/components/schemas/{name}") }),
+    )
+}
 
 /// The spec's path: `openapi/product-upgrades.yaml` in the library package.
 pub fn spec_path() -> PathBuf {

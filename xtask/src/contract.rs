@@ -1,22 +1,49 @@
-//! `cargo xtask contract`: do the spec, the generated client and its tests agree?
+//! `cargo xtask contract`: do the spec, the generated client and a server agree?
 //!
-//! Runs each check in order, prints a line as each starts, then a table; exits non-zero when any
+//! Runs, in order: the spec checks (project rules, openapi-spec-validator, Spectral), the
+//! freshness of the generated client's review copy, the test suite (property suite included),
+//! provider verification against the embedded mock or `--base-url`, and coverage. Prints a line as
+//! each starts, then a table; writes JSON and JUnit reports on request; exits non-zero when any
 //! check failed.
 
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use partner_center_contract as contract;
 
-use crate::report::{Outcome, Row, render};
-use crate::{spec_rules, tools};
+use crate::report::{Outcome, Row, render, write_json, write_junit};
+use crate::{codegen_task, spec_rules, tools};
 
 /// Options of `cargo xtask contract`.
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Skip the independent linters (Spectral, openapi-spec-validator), which are installed
-    /// into target/tools on first use.
+    /// Verify this server instead of the embedded mock (base URL without /v1).
+    #[arg(long, requires = "token")]
+    pub base_url: Option<String>,
+    /// The bearer token the server given by --base-url accepts.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Provider-verification cases (a flow counts as one).
+    #[arg(long, default_value_t = 1000)]
+    pub cases: usize,
+    /// Seed for generated requests (and the property suite).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests in flight at once during provider verification.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Skip checks that need a server keeping upgrade state (for example servers such as prism mock).
+    #[arg(long)]
+    pub stateless: bool,
+    /// Write a JSON report here.
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Skip the independent linters (installed into target/tools on first use).
     #[arg(long)]
     pub no_external: bool,
     /// Skip running the test suite.
@@ -24,12 +51,17 @@ pub struct Options {
     pub no_tests: bool,
 }
 
+const STEPS: usize = 7;
+
+fn progress(step: usize, what: &str) {
+    eprintln!("[{step}/{STEPS}] {what} ...");
+}
+
 pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     let spec_path = contract::spec_path();
     let mut rows = Vec::new();
-    let steps = 4;
 
-    progress(1, steps, "spec: project rules");
+    progress(1, "spec: project rules");
     let started = Instant::now();
     let spec = contract::read_spec(&spec_path)?;
     let findings = spec_rules::check(&spec);
@@ -40,7 +72,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         started.elapsed(),
     ));
 
-    progress(2, steps, "spec: openapi-spec-validator");
+    progress(2, "spec: openapi-spec-validator");
     rows.push(if options.no_external {
         Row::skipped("spec: openapi-spec-validator", "--no-external".into())
     } else {
@@ -55,7 +87,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         )
     });
 
-    progress(3, steps, "spec: spectral:oas");
+    progress(3, "spec: spectral:oas");
     rows.push(if options.no_external {
         Row::skipped("spec: spectral:oas", "--no-external".into())
     } else {
@@ -74,14 +106,74 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         )
     });
 
-    progress(4, steps, "tests: cargo test --workspace");
+    progress(4, "client: generated code is fresh for the spec");
+    let started = Instant::now();
+    let failures = match codegen_task::stale(root) {
+        Ok(None) => Vec::new(),
+        Ok(Some(problem)) => vec![problem],
+        Err(e) => vec![e],
+    };
+    rows.push(Row::new(
+        "client: generated code fresh",
+        1,
+        failures,
+        started.elapsed(),
+    ));
+
+    progress(5, "tests: cargo test --workspace (property suite included)");
     rows.push(if options.no_tests {
         Row::skipped("tests: cargo test --workspace", "--no-tests".into())
     } else {
-        cargo_test(root)
+        cargo_test(root, options.seed)
     });
 
+    progress(6, "provider: generated requests against the server");
+    let verification = provider(options)?;
+    let (target, verification) = verification;
+    let mut row = Row::new(
+        &format!("provider: {target}"),
+        verification.cases.len(),
+        verification
+            .failed()
+            .map(|c| format!("{}: {}", c.name, c.failures.join("; ")))
+            .collect(),
+        verification.elapsed,
+    );
+    row.failed = verification.failed().count();
+    row.passed = verification.cases.len() - row.failed;
+    let rate = verification.cases.len() as f64 / verification.elapsed.as_secs_f64().max(1e-9);
+    rows.push(row);
+
+    progress(7, "coverage");
+    let unexercised = verification.coverage.unexercised_operations();
+    let mut coverage = Row::new(
+        "coverage: operations exercised",
+        verification.coverage.declared_statuses.len(),
+        unexercised
+            .iter()
+            .map(|op| format!("{op} was never exercised"))
+            .collect(),
+        Duration::ZERO,
+    );
+    coverage.notes = verification.coverage.lines();
+    rows.push(coverage);
+
     println!("\n{}", render(&rows));
+    println!(
+        "provider verification: {} cases, {} requests in {:.2}s ({rate:.0} cases/s, seed {})",
+        verification.cases.len(),
+        verification.requests,
+        verification.elapsed.as_secs_f64(),
+        options.seed
+    );
+    if let Some(path) = &options.report_json {
+        write_json(path, &rows, &verification, rate)?;
+        println!("JSON report: {}", path.display());
+    }
+    if let Some(path) = &options.junit {
+        write_junit(path, &rows, &verification)?;
+        println!("JUnit report: {}", path.display());
+    }
     let ok = rows.iter().all(|r| r.outcome != Outcome::Failed);
     println!(
         "contract: {}",
@@ -90,15 +182,50 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     Ok(ok)
 }
 
-fn progress(step: usize, of: usize, what: &str) {
-    eprintln!("[{step}/{of}] {what} ...");
+/// Runs provider verification against `--base-url` or a freshly started embedded mock.
+fn provider(options: &Options) -> Result<(String, contract::verify::Verification), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let verify = contract::verify::Options {
+            cases: options.cases,
+            seed: options.seed,
+            concurrency: options.concurrency,
+            stateless: options.stateless,
+            ..Default::default()
+        };
+        let spec = contract::read_spec(&contract::spec_path())?;
+        match (&options.base_url, &options.token) {
+            (Some(base_url), Some(token)) => {
+                let target = contract::verify::Target {
+                    base_url: base_url.clone(),
+                    token: token.clone(),
+                };
+                let result = contract::verify::run(spec, target, verify).await?;
+                Ok((base_url.clone(), result))
+            }
+            _ => {
+                let mock = partner_center_mock::start(
+                    partner_center_mock::MockConfig::default(),
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                )
+                .await
+                .map_err(|e| format!("cannot start the embedded mock: {e}"))?;
+                let target = contract::verify::Target {
+                    base_url: mock.url(),
+                    token: mock.token().to_owned(),
+                };
+                let result = contract::verify::run(spec, target, verify).await?;
+                Ok(("embedded mock".to_owned(), result))
+            }
+        }
+    })
 }
 
 /// Runs an external tool over the spec: one case, failed with the tool's output when it exits
 /// non-zero.
 fn external(
     check: &str,
-    program: Result<std::path::PathBuf, String>,
+    program: Result<PathBuf, String>,
     command: impl FnOnce(&Path) -> Command,
 ) -> Row {
     let program = match program {
@@ -106,8 +233,7 @@ fn external(
         Err(why) => return Row::skipped(check, why),
     };
     let started = Instant::now();
-    let mut command = command(&program);
-    let failures = match command.output() {
+    let failures = match command(&program).output() {
         Ok(output) if output.status.success() => Vec::new(),
         Ok(output) => {
             let text = format!(
@@ -115,30 +241,27 @@ fn external(
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             );
-            text.lines()
+            let lines: Vec<&str> = text
+                .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect()
+                .collect();
+            vec![lines.join(" | ")]
         }
         Err(e) => vec![format!("cannot run {}: {e}", program.display())],
-    };
-    let failures = if failures.is_empty() {
-        failures
-    } else {
-        vec![failures.join(" | ")]
     };
     Row::new(check, 1, failures, started.elapsed())
 }
 
 /// Runs the workspace's tests and counts their cases from the harness's summary lines.
-fn cargo_test(root: &Path) -> Row {
+fn cargo_test(root: &Path, seed: u64) -> Row {
     let check = "tests: cargo test --workspace";
     let started = Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = match Command::new(cargo)
         .current_dir(root)
         .args(["test", "--workspace", "--locked"])
+        .env("PROPTEST_RNG_SEED", seed.to_string())
         .output()
     {
         Ok(output) => output,

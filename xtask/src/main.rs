@@ -2,7 +2,9 @@
 //!
 //! One module a task; each task says what failed and how to fix it.
 
+mod codegen_task;
 mod contract;
+mod mock;
 mod report;
 mod spec_rules;
 mod tools;
@@ -24,8 +26,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Check that the spec, the generated client and its tests agree; prints a report table.
+    /// Check that the spec, the generated client and a server agree; prints a report table.
     Contract(contract::Options),
+    /// Serve the stateful mock of the API on 127.0.0.1 until stopped.
+    Mock(mock::Options),
+    /// Write (or --check) the committed review copy of the generated client.
+    Codegen(codegen_task::Options),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +39,8 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match cli.task {
         Task::Contract(options) => contract::run(&root, &options),
+        Task::Mock(options) => mock::run(&options),
+        Task::Codegen(options) => codegen_task::run(&root, &options),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
