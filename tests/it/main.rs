@@ -4,3 +4,5 @@ mod support;
 
 mod client;
 mod examples;
+mod mock;
+mod provider;
