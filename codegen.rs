@@ -30,6 +30,10 @@ pub fn generate(spec_yaml: &str) -> Result<String, String> {
         // does not define.
         .with_hooks(progenitor::HooksMode::Expected)
         .with_inner_type(quote::quote! { crate::transport::CallContext })
+        // Equality lets the property suite check that round trips are lossless; the JSON Schema
+        // derive lets it check that the Rust types accept exactly what the spec accepts.
+        .with_derive("PartialEq")
+        .with_derive("schemars::JsonSchema")
         // Status values are an open set: a hand-written enum with an `Unknown(String)` variant
         // keeps an unfamiliar value from failing the whole response.
         .with_replacement(

@@ -63,6 +63,17 @@ impl UpgradeStatus {
     }
 }
 
+impl schemars::JsonSchema for UpgradeStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UpgradeStatus".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Any string: unknown values are kept, not refused.
+        schemars::json_schema!({ "type": "string" })
+    }
+}
+
 impl From<String> for UpgradeStatus {
     fn from(value: String) -> Self {
         Self::parse(&value)

@@ -5,4 +5,5 @@ mod support;
 mod client;
 mod examples;
 mod mock;
+mod props;
 mod provider;

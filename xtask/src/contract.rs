@@ -31,6 +31,9 @@ pub struct Options {
     /// Seed for generated requests (and the property suite).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Cases per property in the property suite (PROPTEST_CASES; the suite's default is 64).
+    #[arg(long)]
+    pub prop_cases: Option<u32>,
     /// Requests in flight at once during provider verification.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
@@ -124,7 +127,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     rows.push(if options.no_tests {
         Row::skipped("tests: cargo test --workspace", "--no-tests".into())
     } else {
-        cargo_test(root, options.seed)
+        cargo_test(root, options.seed, options.prop_cases)
     });
 
     progress(6, "provider: generated requests against the server");
@@ -254,16 +257,19 @@ fn external(
 }
 
 /// Runs the workspace's tests and counts their cases from the harness's summary lines.
-fn cargo_test(root: &Path, seed: u64) -> Row {
+fn cargo_test(root: &Path, seed: u64, prop_cases: Option<u32>) -> Row {
     let check = "tests: cargo test --workspace";
     let started = Instant::now();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = match Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .current_dir(root)
         .args(["test", "--workspace", "--locked"])
-        .env("PROPTEST_RNG_SEED", seed.to_string())
-        .output()
-    {
+        .env("PROPTEST_RNG_SEED", seed.to_string());
+    if let Some(cases) = prop_cases {
+        command.env("PROPTEST_CASES", cases.to_string());
+    }
+    let output = match command.output() {
         Ok(output) => output,
         Err(e) => {
             return Row::new(
