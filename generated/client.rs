@@ -9,7 +9,17 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 #[allow(clippy::all)]
 pub mod types {
     ///Name of the calling application.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
     #[serde(transparent)]
     pub struct ApplicationName(::std::string::String);
     impl ::std::ops::Deref for ApplicationName {
@@ -66,7 +76,17 @@ pub mod types {
         }
     }
     ///A BCP 47 language tag such as `en-US`.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
     #[serde(transparent)]
     pub struct Locale(::std::string::String);
     impl ::std::ops::Deref for Locale {
@@ -133,7 +153,17 @@ pub mod types {
     /**The product family to upgrade to. `Azure` (an Azure plan) is the only documented value;
 Partner Center compares it case-insensitively. Not a closed set.
 */
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
     #[serde(transparent)]
     pub struct ProductFamily(::std::string::String);
     impl ::std::ops::Deref for ProductFamily {
@@ -189,7 +219,15 @@ Partner Center compares it case-insensitively. Not a closed set.
     /**Why an upgrade or a line item failed. The published resource page names the text
 `message`; every SDK names it `description`. Both are accepted.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ProductUpgradeErrorDetails {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,
@@ -204,7 +242,14 @@ Partner Center compares it case-insensitively. Not a closed set.
         pub message: ::std::option::Option<::std::string::String>,
     }
     ///The upgrade of one source product to its target product. (Published docs call it `UpgradesLineItem`.)
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ProductUpgradeLineItem {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,
@@ -230,7 +275,14 @@ Partner Center compares it case-insensitively. Not a closed set.
     /**The customer and product family of an upgrade: the body of all three operations.
 (Published docs also call it `ProductUpgradesRequest`.)
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ProductUpgradeRequest {
         ///The customer's tenant id (the "Microsoft ID" on the customer's account page).
         #[serde(rename = "customerId")]
@@ -239,7 +291,14 @@ Partner Center compares it case-insensitively. Not a closed set.
         pub product_family: ProductFamily,
     }
     ///Whether a customer can be upgraded to a product family.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ProductUpgradesEligibility {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,
@@ -262,7 +321,14 @@ Partner Center compares it case-insensitively. Not a closed set.
         pub upgrade_id: ::std::option::Option<::uuid::Uuid>,
     }
     ///The overall status of an upgrade and one line item per subscription it moves.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ProductUpgradesStatus {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,
@@ -285,7 +351,15 @@ Partner Center compares it case-insensitively. Not a closed set.
         pub status: crate::status::UpgradeStatus,
     }
     ///Partner Center resource metadata. Clients need not send it.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ResourceAttributes {
         ///Entity tag of the resource.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -299,7 +373,14 @@ Partner Center compares it case-insensitively. Not a closed set.
     }
     /**The body of a Partner Center error answer (`400`, `401`, `403`, `404`, `409`, `5xx`).
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ServiceError {
         pub code: ServiceErrorCode,
         ///Values the description refers to, for some errors.
@@ -314,7 +395,14 @@ Partner Center compares it case-insensitively. Not a closed set.
     /**Partner Center's error code. The error-code reference calls it a string; real answers
 send a JSON number (for example `900109`). Both are accepted.
 */
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     #[serde(untagged)]
     pub enum ServiceErrorCode {
         Int64(i64),
@@ -334,7 +422,14 @@ send a JSON number (for example `900109`). Both are accepted.
         }
     }
     ///The body of a `429 Too Many Requests` answer; its shape differs from `ServiceError`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct ThrottlingError {
         ///What to do, for example "Rate limit is exceeded. Try again in 30 seconds."
         pub message: ::std::string::String,
@@ -343,7 +438,14 @@ send a JSON number (for example `900109`). Both are accepted.
         pub status_code: i32,
     }
     ///A product taking part in an upgrade.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
     pub struct UpgradeProduct {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,

@@ -4,6 +4,7 @@ mod support;
 
 mod client;
 mod examples;
+mod generated;
 mod mock;
 mod props;
 mod provider;

@@ -134,7 +134,7 @@ fn mutate(json: &Value, field: usize, wrong: &Value, required: &Value) -> Value 
             let is_required = required
                 .as_array()
                 .is_some_and(|r| r.iter().any(|k| k == &Value::String(key.clone())));
-            if field % 2 == 0 || (wrong.is_null() && !is_required) {
+            if field.is_multiple_of(2) || (wrong.is_null() && !is_required) {
                 map.remove(&key);
             } else {
                 map.insert(key, wrong.clone());
