@@ -143,7 +143,8 @@ struct Ledger {
     upgrades: HashMap<Uuid, UpgradeRecord>,
     /// The customer's latest upgrade.
     latest: HashMap<Uuid, Uuid>,
-    answers: HashMap<(String, Uuid), Answer>,
+    /// (operation, MS-RequestId) → the request it answered (path and body) and the answer.
+    answers: HashMap<(String, Uuid), (String, Value, Answer)>,
     answer_order: VecDeque<(String, Uuid)>,
     scripted: VecDeque<Fault>,
     requests: u64,
@@ -430,27 +431,35 @@ fn answer(
         Route::Create => "create",
         Route::Status(_) => "status",
     };
+    let (customer, family, body) = match parse_body(shared, body) {
+        Ok(parsed) => parsed,
+        Err(answer) => return answer,
+    };
     let idempotent = shared.config.breakage != Some(Breakage::DuplicateOnReplay);
     let mut ledger = shared.ledger.lock().unwrap_or_else(|e| e.into_inner());
-    if let (Some(id), true) = (request_id, idempotent)
-        && let Some(previous) = ledger.answers.get(&(op.to_owned(), id))
+    // A repeated MS-RequestId gets the first answer, but only for the same request: another
+    // request under a reused id is a different call and is answered on its own.
+    let key = request_id.map(|id| (op.to_owned(), id));
+    if let (Some(key), true) = (&key, idempotent)
+        && let Some((first_path, first_body, first)) = ledger.answers.get(key)
+        && first_path == path
+        && first_body == &body
     {
-        return previous.clone();
+        return first.clone();
     }
-    let answer = match parse_body(shared, body) {
-        Err(answer) => answer,
-        Ok((customer, family)) => match route {
-            Route::Eligibility => eligibility(shared, &ledger, customer, &family),
-            Route::Create => create(shared, &mut ledger, customer, &family),
-            Route::Status(None) => Answer::error(400, 400, "The upgrade id is not a GUID."),
-            Route::Status(Some(upgrade)) => status(shared, &mut ledger, customer, upgrade),
-        },
+    let answer = match route {
+        Route::Eligibility => eligibility(shared, &ledger, customer, &family),
+        Route::Create => create(shared, &mut ledger, customer, &family),
+        Route::Status(None) => Answer::error(400, 400, "The upgrade id is not a GUID."),
+        Route::Status(Some(upgrade)) => status(shared, &mut ledger, customer, upgrade),
     };
-    if let Some(id) = request_id {
-        let key = (op.to_owned(), id);
-        if ledger.answers.insert(key.clone(), answer.clone()).is_none() {
-            ledger.answer_order.push_back(key);
-        }
+    if let Some(key) = key
+        && !ledger.answers.contains_key(&key)
+    {
+        ledger
+            .answers
+            .insert(key.clone(), (path.to_owned(), body, answer.clone()));
+        ledger.answer_order.push_back(key);
         if ledger.answer_order.len() > MAX_REMEMBERED
             && let Some(oldest) = ledger.answer_order.pop_front()
         {
@@ -492,7 +501,7 @@ fn header_problem(shared: &Shared, headers: &HeaderMap) -> Option<String> {
     None
 }
 
-fn parse_body(shared: &Shared, body: &[u8]) -> Result<(Uuid, String), Answer> {
+fn parse_body(shared: &Shared, body: &[u8]) -> Result<(Uuid, String, Value), Answer> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|_| Answer::error(400, 400, "The request body is not JSON."))?;
     if let Some(error) = shared.validators.body.iter_errors(&value).next() {
@@ -510,31 +519,25 @@ fn parse_body(shared: &Shared, body: &[u8]) -> Result<(Uuid, String), Answer> {
     }
     let customer = Uuid::try_parse(value["customerId"].as_str().unwrap_or_default())
         .map_err(|_| Answer::error(400, 900118, "The customer id is not valid."))?;
-    Ok((
-        customer,
-        value["productFamily"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    ))
+    let family = value["productFamily"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Ok((customer, family, value))
 }
 
-fn family_problem(family: &str) -> Option<Answer> {
-    (!family.eq_ignore_ascii_case("azure")).then(|| {
-        Answer::error(
-            400,
-            900107,
-            format!("The catalog item for product family {family} was not found."),
-        )
-    })
+/// Only `Azure` (any casing) is offered. The spec keeps product families an open set, so another
+/// family is a valid request that gets a business answer: not eligible, and create refused.
+fn offered(family: &str) -> bool {
+    family.eq_ignore_ascii_case("azure")
 }
 
 fn eligibility(shared: &Shared, ledger: &Ledger, customer: Uuid, family: &str) -> Answer {
-    if let Some(problem) = family_problem(family) {
-        return problem;
-    }
     let mut body = json!({ "customerId": customer, "productFamily": family, "isEligible": true });
-    if customer.to_string() == NO_AZURE_CUSTOMER {
+    if !offered(family) {
+        body["isEligible"] = json!(false);
+        body["reason"] = json!(format!("No upgrade to product family {family} is offered."));
+    } else if customer.to_string() == NO_AZURE_CUSTOMER {
         body["isEligible"] = json!(false);
         body["reason"] = json!("The customer has no Microsoft Azure (MS-AZR-0145P) subscription.");
     } else if let Some(upgrade) = ledger
@@ -567,8 +570,12 @@ fn eligibility(shared: &Shared, ledger: &Ledger, customer: Uuid, family: &str) -
 }
 
 fn create(shared: &Shared, ledger: &mut Ledger, customer: Uuid, family: &str) -> Answer {
-    if let Some(problem) = family_problem(family) {
-        return problem;
+    if !offered(family) {
+        return Answer::error(
+            403,
+            900120,
+            format!("No upgrade to product family {family} is offered."),
+        );
     }
     if customer.to_string() == NO_AZURE_CUSTOMER {
         return Answer::error(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use partner_center_contract as contract;
 
 use crate::report::{Outcome, Row, render, write_json, write_junit};
-use crate::{codegen_task, spec_rules, tools};
+use crate::{codegen_task, independent, spec_rules, tools};
 
 /// Options of `cargo xtask contract`.
 #[derive(Debug, clap::Args)]
@@ -40,6 +40,14 @@ pub struct Options {
     /// Skip checks that need a server keeping upgrade state (for example servers such as prism mock).
     #[arg(long)]
     pub stateless: bool,
+    /// Verify an independent `prism mock` of the spec (installed into target/tools) instead of
+    /// the embedded mock; implies --stateless, since prism serves examples and keeps no state.
+    #[arg(long, conflicts_with = "base_url")]
+    pub prism: bool,
+    /// Also run schemathesis (default checks, 200 examples per operation) against a fresh
+    /// embedded mock, and compare its cases per second with provider verification's.
+    #[arg(long)]
+    pub schemathesis: bool,
     /// Write a JSON report here.
     #[arg(long)]
     pub report_json: Option<PathBuf>,
@@ -131,8 +139,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     });
 
     progress(6, "provider: generated requests against the server");
-    let verification = provider(options)?;
-    let (target, verification) = verification;
+    let (target, verification) = provider(root, options)?;
     let mut row = Row::new(
         &format!("provider: {target}"),
         verification.cases.len(),
@@ -161,6 +168,17 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     coverage.notes = verification.coverage.lines();
     rows.push(coverage);
 
+    let mut comparison = None;
+    if options.schemathesis {
+        eprintln!("[+] schemathesis against the embedded mock ...");
+        let run =
+            with_mock(|url, token| independent::schemathesis(root, url, token, 200, options.seed))?;
+        if run.cases > 0 {
+            comparison = Some(run.cases as f64 / run.seconds.max(1e-9));
+        }
+        rows.push(run.row);
+    }
+
     println!("\n{}", render(&rows));
     println!(
         "provider verification: {} cases, {} requests in {:.2}s ({rate:.0} cases/s, seed {})",
@@ -169,6 +187,12 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         verification.elapsed.as_secs_f64(),
         options.seed
     );
+    if let Some(theirs) = comparison {
+        println!(
+            "schemathesis against the same mock and spec: {theirs:.0} cases/s; provider verification is {:.1}x faster",
+            rate / theirs
+        );
+    }
     if let Some(path) = &options.report_json {
         write_json(path, &rows, &verification, rate)?;
         println!("JSON report: {}", path.display());
@@ -185,18 +209,46 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     Ok(ok)
 }
 
-/// Runs provider verification against `--base-url` or a freshly started embedded mock.
-fn provider(options: &Options) -> Result<(String, contract::verify::Verification), String> {
+/// Runs `f` with the URL and token of an embedded mock running on its own runtime thread.
+fn with_mock<T>(f: impl FnOnce(&str, &str) -> T) -> Result<T, String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let mock = runtime
+        .block_on(partner_center_mock::start(
+            partner_center_mock::MockConfig::default(),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ))
+        .map_err(|e| format!("cannot start the embedded mock: {e}"))?;
+    Ok(f(&mock.url(), mock.token()))
+}
+
+/// Runs provider verification against `--base-url`, prism, or a fresh embedded mock.
+fn provider(
+    root: &Path,
+    options: &Options,
+) -> Result<(String, contract::verify::Verification), String> {
+    let prism = if options.prism {
+        Some(independent::start_prism(root)?)
+    } else {
+        None
+    };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let verify = contract::verify::Options {
             cases: options.cases,
             seed: options.seed,
             concurrency: options.concurrency,
-            stateless: options.stateless,
+            stateless: options.stateless || options.prism,
             ..Default::default()
         };
         let spec = contract::read_spec(&contract::spec_path())?;
+        if let Some(prism) = &prism {
+            let target = contract::verify::Target {
+                base_url: prism.url.clone(),
+                token: "prism-accepts-any-bearer-token".into(),
+            };
+            let result = contract::verify::run(spec, target, verify).await?;
+            return Ok((format!("prism mock ({})", prism.url), result));
+        }
         match (&options.base_url, &options.token) {
             (Some(base_url), Some(token)) => {
                 let target = contract::verify::Target {
@@ -266,6 +318,24 @@ fn cargo_test(root: &Path, seed: u64, prop_cases: Option<u32>) -> Row {
         .current_dir(root)
         .args(["test", "--workspace", "--locked"])
         .env("PROPTEST_RNG_SEED", seed.to_string());
+    // `cargo run` gave this process the xtask package's CARGO_PKG_*/CARGO_MANIFEST_* variables.
+    // Build scripts that declare `rerun-if-env-changed` on them (ring does) would rebuild in the
+    // child and again in the user's next plain `cargo test`, so the child does not inherit them.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
     if let Some(cases) = prop_cases {
         command.env("PROPTEST_CASES", cases.to_string());
     }

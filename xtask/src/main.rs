@@ -4,6 +4,7 @@
 
 mod codegen_task;
 mod contract;
+mod independent;
 mod mock;
 mod report;
 mod spec_rules;

@@ -8,6 +8,10 @@ use std::process::Command;
 
 /// Spectral, for the `spectral:oas` ruleset.
 pub const SPECTRAL: (&str, &str) = ("@stoplight/spectral-cli", "6.16.3");
+/// schemathesis, the property-based API tester the mock must pass and the speed is compared with.
+pub const SCHEMATHESIS: (&str, &str) = ("schemathesis", "4.32.5");
+/// Prism, an independent mock server of the spec that the contract run must pass.
+pub const PRISM: (&str, &str) = ("@stoplight/prism-cli", "5.14.2");
 /// openapi-spec-validator, for OpenAPI 3.0 structural validity.
 pub const SPEC_VALIDATOR: (&str, &str) = ("openapi-spec-validator", "0.9.0");
 
