@@ -11,6 +11,7 @@ use crate::generated::{self, types};
 use crate::ids::{CorrelationId, RequestId, UpgradeId};
 use crate::location::{LocationError, upgrade_id_from_location};
 use crate::model::{Eligibility, Upgrade, UpgradeRequest};
+use crate::retry::{Decision, Failure, RetryPolicy, jitter};
 use crate::transport::{self, CallContext, CallIds, Response};
 
 /// How long to wait for a connection, unless [`ClientBuilder::connect_timeout`] says otherwise.
@@ -41,9 +42,17 @@ pub struct ClientBuilder {
     application: Option<String>,
     connect_timeout: Duration,
     timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl ClientBuilder {
+    /// How failed calls are retried (default [`RetryPolicy::default`]; [`RetryPolicy::none`]
+    /// switches retries off).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
     /// Sends `X-Locale` with every call, so messages come in that language (default: none, which
     /// Partner Center treats as `en-US`).
     pub fn locale(mut self, locale: impl Into<String>) -> Self {
@@ -99,6 +108,7 @@ impl ClientBuilder {
                 tokens: self.tokens,
                 locale,
                 application,
+                retry: self.retry,
             }),
             correlation_id: None,
         })
@@ -126,6 +136,7 @@ struct Shared {
     tokens: Arc<dyn TokenProvider>,
     locale: Option<types::Locale>,
     application: Option<types::ApplicationName>,
+    retry: RetryPolicy,
 }
 
 /// A client for the product-upgrade API. Cheap to clone; clones share connections.
@@ -162,6 +173,7 @@ impl Client {
             application: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -181,6 +193,47 @@ impl Client {
     /// The correlation id set with [`Client::with_correlation_id`], if any.
     pub fn correlation_id(&self) -> Option<CorrelationId> {
         self.correlation_id
+    }
+
+    /// The retry policy calls use.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.shared.retry
+    }
+
+    /// Runs one logical call: the same ids on every attempt, retried as the policy decides.
+    async fn with_retries<T, F, Fut>(&self, attempt: F) -> Result<Response<T>, Error>
+    where
+        F: Fn(CallIds) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<T>, Error>>,
+    {
+        let ids = self.new_ids();
+        let started = std::time::Instant::now();
+        let policy = &self.shared.retry;
+        let mut attempts = 1;
+        loop {
+            match attempt(ids).await {
+                Ok(response) => return Ok(response.with_attempts(attempts)),
+                Err(mut error) => {
+                    let decision = policy.decide(
+                        Failure::of(&error),
+                        attempts,
+                        started.elapsed(),
+                        error.retry_after(),
+                        jitter(ids.request_id.as_uuid(), attempts),
+                    );
+                    match decision {
+                        Decision::RetryAfter(delay) => {
+                            tokio::time::sleep(delay).await;
+                            attempts += 1;
+                        }
+                        Decision::GiveUp(_) => {
+                            error.attempts = attempts;
+                            return Err(error);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn new_ids(&self) -> CallIds {
@@ -222,8 +275,16 @@ impl Client {
         &self,
         request: &UpgradeRequest,
     ) -> Result<Response<Eligibility>, Error> {
+        self.with_retries(|ids| self.check_eligibility_once(request, ids))
+            .await
+    }
+
+    async fn check_eligibility_once(
+        &self,
+        request: &UpgradeRequest,
+        ids: CallIds,
+    ) -> Result<Response<Eligibility>, Error> {
         let operation = Operation::CheckEligibility;
-        let ids = self.new_ids();
         let (client, body) = self.prepare(operation, request, ids).await?;
         let shared = &self.shared;
         match client
@@ -242,12 +303,23 @@ impl Client {
     }
 
     /// Starts the upgrade and returns its id, read from the answer's `Location` header.
+    ///
+    /// Retries send the same `MS-RequestId`, so a create whose answer was lost and that is sent
+    /// again gets the first answer instead of starting a second upgrade.
     pub async fn create_upgrade(
         &self,
         request: &UpgradeRequest,
     ) -> Result<Response<UpgradeId>, Error> {
+        self.with_retries(|ids| self.create_upgrade_once(request, ids))
+            .await
+    }
+
+    async fn create_upgrade_once(
+        &self,
+        request: &UpgradeRequest,
+        ids: CallIds,
+    ) -> Result<Response<UpgradeId>, Error> {
         let operation = Operation::CreateUpgrade;
-        let ids = self.new_ids();
         let (client, body) = self.prepare(operation, request, ids).await?;
         let shared = &self.shared;
         let answer = match client
@@ -293,8 +365,17 @@ impl Client {
         upgrade_id: UpgradeId,
         request: &UpgradeRequest,
     ) -> Result<Response<Upgrade>, Error> {
+        self.with_retries(|ids| self.get_upgrade_status_once(upgrade_id, request, ids))
+            .await
+    }
+
+    async fn get_upgrade_status_once(
+        &self,
+        upgrade_id: UpgradeId,
+        request: &UpgradeRequest,
+        ids: CallIds,
+    ) -> Result<Response<Upgrade>, Error> {
         let operation = Operation::GetUpgradeStatus;
-        let ids = self.new_ids();
         let (client, body) = self.prepare(operation, request, ids).await?;
         let shared = &self.shared;
         match client

@@ -75,6 +75,8 @@ pub enum ErrorKind {
     /// The server answered with a success status but the answer cannot be understood (a body
     /// that does not match the spec, a missing `Location`, an undocumented success status).
     InvalidResponse,
+    /// An upgrade did not finish before the wait's deadline; it goes on at Partner Center.
+    Deadline,
 }
 
 /// Whether the request reached the server: what decides if retrying could repeat its effect.
@@ -190,6 +192,7 @@ pub struct Error {
     pub(crate) body: Option<Bytes>,
     pub(crate) detail: Option<String>,
     pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    pub(crate) attempts: u32,
 }
 
 impl Error {
@@ -208,6 +211,7 @@ impl Error {
             body: None,
             detail: None,
             source: None,
+            attempts: 1,
         }
     }
 
@@ -270,6 +274,12 @@ impl Error {
         self.body.as_deref()
     }
 
+    /// How many attempts were made (1 when the call was not retried). The error is the last
+    /// attempt's.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     /// True when the server answered with Partner Center error code `code`.
     pub fn has_service_code(&self, code: i64) -> bool {
         self.service_error
@@ -307,6 +317,7 @@ impl fmt::Display for Error {
             (ErrorKind::Connect, _) => f.write_str("could not connect")?,
             (ErrorKind::Timeout, _) => f.write_str("timed out")?,
             (ErrorKind::Transport, _) => f.write_str("the connection failed")?,
+            (ErrorKind::Deadline, _) => f.write_str("the wait ran out")?,
             (_, _) => f.write_str("the answer cannot be understood")?,
         }
         if let Some(e) = &self.service_error {
@@ -324,6 +335,9 @@ impl fmt::Display for Error {
         }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
+        }
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
         }
         if let Some(id) = self.request_id {
             write!(f, " (MS-RequestId {id}")?;
@@ -352,6 +366,7 @@ impl fmt::Debug for Error {
             .field("raw_body_bytes", &self.body.as_ref().map(Bytes::len))
             .field("detail", &self.detail)
             .field("source", &self.source)
+            .field("attempts", &self.attempts)
             .finish()
     }
 }

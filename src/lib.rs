@@ -32,10 +32,12 @@ mod auth;
 mod base_url;
 mod client;
 mod error;
+mod flow;
 mod generated;
 mod ids;
 mod location;
 mod model;
+mod retry;
 mod status;
 mod transport;
 
@@ -45,12 +47,14 @@ pub use client::{BuildError, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEF
 pub use error::{
     Error, ErrorKind, Operation, RequestIds, Sent, ServiceError, ServiceErrorCode, Throttling,
 };
+pub use flow::{PollOptions, UpgradeOutcome, next_poll_delay};
 pub use ids::{CorrelationId, CustomerId, IdError, RequestId, UpgradeId};
 pub use location::{LocationError, upgrade_id_from_location};
 pub use model::{
     Eligibility, ErrorDetails, LineItem, Product, ProductFamily, ProductFamilyError,
     ResourceAttributes, Upgrade, UpgradeRequest,
 };
+pub use retry::{Decision, Failure, GiveUpReason, RetryPolicy};
 pub use status::UpgradeStatus;
 pub use transport::{Response, parse_retry_after};
 

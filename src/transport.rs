@@ -79,6 +79,8 @@ pub struct Response<T> {
     request_id: RequestId,
     correlation_id: CorrelationId,
     ms_cv: Option<String>,
+    retry_after: Option<Duration>,
+    attempts: u32,
 }
 
 impl<T> Response<T> {
@@ -102,6 +104,21 @@ impl<T> Response<T> {
         self.ms_cv.as_deref()
     }
 
+    /// `Retry-After` on a successful answer: when to poll again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// How many attempts the call took (1 when it was not retried).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Response<U> {
         Response {
             value: f(self.value),
@@ -109,6 +126,8 @@ impl<T> Response<T> {
             request_id: self.request_id,
             correlation_id: self.correlation_id,
             ms_cv: self.ms_cv,
+            retry_after: self.retry_after,
+            attempts: self.attempts,
         }
     }
 }
@@ -157,12 +176,16 @@ pub(crate) fn response<T>(value: ResponseValue<T>, ids: CallIds) -> Response<T> 
     let status = value.status().as_u16();
     let answered = answered_ids(value.headers(), ids);
     let ms_cv = header_text(value.headers(), &MS_CV);
+    let retry_after = header_text(value.headers(), &RETRY_AFTER)
+        .and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
     Response {
         value: value.into_inner(),
         status,
         request_id: answered.request_id,
         correlation_id: answered.correlation_id,
         ms_cv,
+        retry_after,
+        attempts: 1,
     }
 }
 

@@ -556,6 +556,7 @@ async fn a_slow_answer_past_the_timeout_is_a_timeout_that_may_have_been_sent() {
     .locale(support::LOCALE)
     .application(support::APPLICATION)
     .timeout(Duration::from_millis(200))
+    .retry(partner_center_upgrades::RetryPolicy::none())
     .build()
     .unwrap();
 
@@ -591,6 +592,7 @@ async fn a_token_provider_failure_sends_nothing() {
         partner_center_upgrades::BaseUrl::parse(&server.uri()).unwrap(),
         FailingTokens,
     )
+    .retry(partner_center_upgrades::RetryPolicy::none())
     .build()
     .unwrap();
 

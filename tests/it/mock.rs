@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use partner_center_mock::{Fault, MockConfig, RunningMock};
 use partner_center_upgrades::{
-    BaseUrl, Client, CustomerId, ErrorKind, Sent, StaticToken, UpgradeRequest, UpgradeStatus,
+    BaseUrl, Client, CustomerId, ErrorKind, RetryPolicy, Sent, StaticToken, UpgradeRequest,
+    UpgradeStatus,
 };
 
 async fn mock() -> RunningMock {
@@ -24,6 +25,7 @@ fn client(mock: &RunningMock) -> Client {
         StaticToken::new(mock.token()).unwrap(),
     )
     .timeout(Duration::from_secs(5))
+    .retry(RetryPolicy::none())
     .build()
     .unwrap()
 }

@@ -4,7 +4,9 @@
 pub use partner_center_contract as spec;
 pub mod strategies;
 
-use partner_center_upgrades::{BaseUrl, Client, CustomerId, StaticToken, UpgradeRequest};
+use partner_center_upgrades::{
+    BaseUrl, Client, CustomerId, RetryPolicy, StaticToken, UpgradeRequest,
+};
 use serde_json::Value;
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate, matchers::any};
 
@@ -15,6 +17,8 @@ pub const UPGRADE: &str = "42d075a4-bfe7-43e7-af6d-7c68a57edcb4";
 pub const LOCALE: &str = "en-US";
 pub const APPLICATION: &str = "contract tests";
 
+/// A client that does not retry: these tests look at one attempt at a time (`retry` tests
+/// build their own).
 pub fn client_for(base_url: &str) -> Client {
     Client::builder(
         BaseUrl::parse(base_url).expect("a loopback URL"),
@@ -22,6 +26,7 @@ pub fn client_for(base_url: &str) -> Client {
     )
     .locale(LOCALE)
     .application(APPLICATION)
+    .retry(RetryPolicy::none())
     .build()
     .expect("the client builds")
 }

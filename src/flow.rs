@@ -1,0 +1,211 @@
+//! Following an upgrade to its end, and the whole upgrade flow.
+//!
+//! Nothing here keeps state of its own: Partner Center holds the upgrade, and eligibility names
+//! the one under way. Dropping a future of this module at any point loses nothing — calling
+//! [`Client::upgrade_customer`] again finds the same upgrade and follows it.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::error::{Error, ErrorKind, Operation, Sent};
+use crate::ids::{CorrelationId, CustomerId, UpgradeId};
+use crate::model::{ProductFamily, Upgrade, UpgradeRequest};
+use crate::status::UpgradeStatus;
+
+/// How an upgrade is followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollOptions {
+    /// Time between status polls, unless the answer's `Retry-After` says otherwise.
+    pub interval: Duration,
+    /// The shortest wait between polls, whatever `Retry-After` says.
+    pub min_interval: Duration,
+    /// Give up (with [`ErrorKind::Deadline`]) when the upgrade has not finished by then.
+    pub deadline: Duration,
+}
+
+impl Default for PollOptions {
+    fn default() -> Self {
+        PollOptions {
+            interval: Duration::from_secs(30),
+            min_interval: Duration::from_secs(1),
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The wait before the next poll: `Retry-After` when the answer gave one, else the interval;
+/// never below the floor, and never past the deadline.
+pub fn next_poll_delay(
+    options: &PollOptions,
+    retry_after: Option<Duration>,
+    remaining: Duration,
+) -> Duration {
+    retry_after
+        .unwrap_or(options.interval)
+        .max(options.min_interval)
+        .min(remaining)
+}
+
+/// How an upgrade flow ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum UpgradeOutcome {
+    /// The upgrade completed.
+    Completed {
+        /// The final status, with its line items.
+        upgrade: Upgrade,
+        /// True when the flow followed an upgrade that already existed instead of creating one.
+        resumed: bool,
+    },
+    /// The upgrade failed; its error details say why.
+    Failed {
+        /// The final status, with its line items and error details.
+        upgrade: Upgrade,
+        /// True when the flow followed an upgrade that already existed.
+        resumed: bool,
+    },
+    /// The customer cannot be upgraded.
+    NotEligible {
+        /// Partner Center's reason.
+        reason: Option<String>,
+    },
+}
+
+impl Client {
+    /// Polls `upgrade_id` until it is `Completed` or `Failed`, or `options.deadline` passes.
+    ///
+    /// `on_status` sees every status read, intermediate ones and unknown values included; an
+    /// unknown value is not finished, so polling goes on. Each poll is one call with its own
+    /// retries (see [`crate::RetryPolicy`]).
+    pub async fn wait_for_completion(
+        &self,
+        upgrade_id: UpgradeId,
+        request: &UpgradeRequest,
+        options: &PollOptions,
+        mut on_status: impl FnMut(&Upgrade),
+    ) -> Result<Upgrade, Error> {
+        let started = Instant::now();
+        loop {
+            let answer = self.get_upgrade_status(upgrade_id, request).await?;
+            let retry_after = answer.retry_after();
+            let upgrade = answer.into_inner();
+            on_status(&upgrade);
+            if upgrade.status.is_terminal() {
+                return Ok(upgrade);
+            }
+            let remaining = options.deadline.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
+                return Err(deadline_error(
+                    upgrade_id,
+                    &upgrade.status,
+                    options.deadline,
+                ));
+            }
+            tokio::time::sleep(next_poll_delay(options, retry_after, remaining)).await;
+            if started.elapsed() >= options.deadline {
+                return Err(deadline_error(
+                    upgrade_id,
+                    &upgrade.status,
+                    options.deadline,
+                ));
+            }
+        }
+    }
+
+    /// Upgrades `customer` to `family` from start to finish: checks eligibility; follows an
+    /// upgrade already under way; otherwise creates one (a 409 "already in progress" leads to
+    /// the existing upgrade, not an error) and polls it to the end.
+    ///
+    /// One `MS-CorrelationId` spans the whole flow (the client's, or a new one). Calling it again
+    /// after a failure or a dropped future resumes the same upgrade instead of starting another.
+    pub async fn upgrade_customer(
+        &self,
+        customer: CustomerId,
+        family: ProductFamily,
+        options: &PollOptions,
+        mut on_status: impl FnMut(&Upgrade),
+    ) -> Result<UpgradeOutcome, Error> {
+        let client = match self.correlation_id() {
+            Some(_) => self.clone(),
+            None => self.with_correlation_id(CorrelationId::new_random()),
+        };
+        let request = UpgradeRequest::new(customer, family);
+        let eligibility = client.check_eligibility(&request).await?.into_inner();
+        let (upgrade_id, resumed) = match (eligibility.is_eligible, eligibility.upgrade_id) {
+            // Not eligible because an upgrade exists: follow it (it may be finished already).
+            (false, Some(existing)) => (existing, true),
+            (false, None) => {
+                return Ok(UpgradeOutcome::NotEligible {
+                    reason: eligibility.reason,
+                });
+            }
+            // Eligible (an earlier upgrade, if named, failed): start a new one.
+            (true, _) => match client.create_upgrade(&request).await {
+                Ok(created) => (created.into_inner(), false),
+                Err(conflict) if conflict.status() == Some(409) => {
+                    (client.existing_upgrade(&request, conflict).await?, true)
+                }
+                Err(error) => return Err(error),
+            },
+        };
+        let upgrade = client
+            .wait_for_completion(upgrade_id, &request, options, &mut on_status)
+            .await?;
+        Ok(match upgrade.status {
+            UpgradeStatus::Failed => UpgradeOutcome::Failed { upgrade, resumed },
+            _ => UpgradeOutcome::Completed { upgrade, resumed },
+        })
+    }
+
+    /// After a 409 on create: the upgrade under way, as eligibility names it.
+    async fn existing_upgrade(
+        &self,
+        request: &UpgradeRequest,
+        conflict: Error,
+    ) -> Result<UpgradeId, Error> {
+        let eligibility = self.check_eligibility(request).await?.into_inner();
+        eligibility.upgrade_id.ok_or(conflict)
+    }
+}
+
+fn deadline_error(upgrade_id: UpgradeId, last: &UpgradeStatus, deadline: Duration) -> Error {
+    Error::new(Operation::GetUpgradeStatus, ErrorKind::Deadline, Sent::Yes).with_detail(format!(
+        "upgrade {upgrade_id} had not finished after {} s (last status: {}); it goes on at Partner \
+         Center, and waiting again resumes it",
+        deadline.as_secs(),
+        last
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_poll_follows_retry_after_within_its_floor_and_the_deadline() {
+        let options = PollOptions {
+            interval: Duration::from_secs(30),
+            min_interval: Duration::from_secs(1),
+            deadline: Duration::from_secs(600),
+        };
+        let long = Duration::from_secs(600);
+        let table: &[(Option<u64>, Duration, u64)] = &[
+            (None, long, 30),
+            (Some(5), long, 5),
+            (Some(0), long, 1),
+            (Some(120), long, 120),
+            (None, Duration::from_secs(7), 7),
+            (Some(90), Duration::from_secs(20), 20),
+        ];
+        for &(retry_after, remaining, expected) in table {
+            assert_eq!(
+                next_poll_delay(&options, retry_after.map(Duration::from_secs), remaining),
+                Duration::from_secs(expected),
+                "Retry-After {retry_after:?}, remaining {remaining:?}"
+            );
+        }
+    }
+}
