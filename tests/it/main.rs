@@ -8,3 +8,4 @@ mod generated;
 mod mock;
 mod props;
 mod provider;
+mod resilience;

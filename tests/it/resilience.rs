@@ -1,0 +1,495 @@
+//! Retries, polling and the whole flow, against wiremock (to see exactly what was sent) and the
+//! stateful mock (to count upgrades), with injected faults alone and in sequences.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use partner_center_mock::{Fault, MockConfig, RunningMock};
+use partner_center_upgrades::{
+    BaseUrl, Client, CustomerId, ErrorKind, PollOptions, ProductFamily, RetryPolicy, StaticToken,
+    UpgradeOutcome, UpgradeRequest, UpgradeStatus,
+};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support;
+
+/// Fast retries: tests wait milliseconds, not seconds.
+fn quick_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        deadline: Duration::from_secs(20),
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        retry_after_floor: Duration::from_millis(10),
+        retry_after_cap: Duration::from_secs(5),
+    }
+}
+
+fn quick_polls() -> PollOptions {
+    PollOptions {
+        interval: Duration::from_millis(10),
+        min_interval: Duration::from_millis(1),
+        deadline: Duration::from_secs(10),
+    }
+}
+
+fn client_for(url: &str, token: &str, policy: RetryPolicy, timeout: Duration) -> Client {
+    Client::builder(
+        BaseUrl::parse(url).unwrap(),
+        StaticToken::new(token).unwrap(),
+    )
+    .retry(policy)
+    .timeout(timeout)
+    .build()
+    .unwrap()
+}
+
+async fn mock() -> RunningMock {
+    partner_center_mock::start(
+        MockConfig::default(),
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .unwrap()
+}
+
+fn mock_client(mock: &RunningMock) -> Client {
+    client_for(
+        &mock.url(),
+        mock.token(),
+        quick_policy(),
+        Duration::from_secs(5),
+    )
+}
+
+fn new_customer() -> CustomerId {
+    CustomerId::from_uuid(uuid::Uuid::new_v4())
+}
+
+#[tokio::test]
+async fn a_429_then_a_503_then_success_is_one_call_with_one_request_id_that_honours_retry_after() {
+    let server = MockServer::start().await;
+    let eligible =
+        json!({ "customerId": support::CUSTOMER, "productFamily": "Azure", "isEligible": true });
+    for answer in [
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_json(json!({ "statusCode": 429, "message": "Rate limit is exceeded." })),
+        ResponseTemplate::new(503),
+    ] {
+        Mock::given(method("POST"))
+            .and(path("/v1/productUpgrades/eligibility"))
+            .respond_with(answer)
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/v1/productUpgrades/eligibility"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&eligible))
+        .mount(&server)
+        .await;
+    let client = client_for(
+        &server.uri(),
+        support::TOKEN,
+        quick_policy(),
+        Duration::from_secs(5),
+    );
+
+    let started = Instant::now();
+    let answer = client
+        .check_eligibility(&support::azure_request())
+        .await
+        .unwrap();
+
+    assert_eq!(answer.attempts(), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was honoured"
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3);
+    let ids: Vec<String> = requests
+        .iter()
+        .map(|r| support::header_of(r, "ms-requestid"))
+        .collect();
+    assert!(
+        ids.iter().all(|id| id == &ids[0]),
+        "one MS-RequestId for all attempts: {ids:?}"
+    );
+    let correlation: Vec<String> = requests
+        .iter()
+        .map(|r| support::header_of(r, "ms-correlationid"))
+        .collect();
+    assert!(correlation.iter().all(|id| id == &correlation[0]));
+}
+
+#[tokio::test]
+async fn errors_that_a_retry_cannot_mend_are_sent_once() {
+    for status in [400, 401, 403, 404, 409] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = client_for(
+            &server.uri(),
+            support::TOKEN,
+            quick_policy(),
+            Duration::from_secs(5),
+        );
+
+        let error = client
+            .create_upgrade(&support::azure_request())
+            .await
+            .unwrap_err();
+
+        assert_eq!((error.status(), error.attempts()), (Some(status), 1));
+    }
+}
+
+#[tokio::test]
+async fn after_the_last_attempt_the_last_real_error_is_returned_with_the_attempt_count() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(3)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(504)
+                .set_body_json(json!({ "code": 504, "description": "The gateway timed out." })),
+        )
+        .mount(&server)
+        .await;
+    let policy = RetryPolicy {
+        max_attempts: 4,
+        ..quick_policy()
+    };
+    let client = client_for(
+        &server.uri(),
+        support::TOKEN,
+        policy,
+        Duration::from_secs(5),
+    );
+
+    let error = client
+        .check_eligibility(&support::azure_request())
+        .await
+        .unwrap_err();
+
+    assert_eq!((error.status(), error.attempts()), (Some(504), 4));
+    assert!(error.to_string().contains("after 4 attempts"), "{error}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn the_deadline_stops_retries_that_retry_after_would_push_past_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let policy = RetryPolicy {
+        deadline: Duration::from_secs(2),
+        retry_after_cap: Duration::from_secs(60),
+        ..quick_policy()
+    };
+    let client = client_for(
+        &server.uri(),
+        support::TOKEN,
+        policy,
+        Duration::from_secs(5),
+    );
+
+    let started = Instant::now();
+    let error = client
+        .check_eligibility(&support::azure_request())
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.status(), Some(429));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "gave up at once, did not sleep 30 s"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_on_create_is_retried_and_creates_one_upgrade() {
+    let mock = mock().await;
+    let client = mock_client(&mock);
+    let request = UpgradeRequest::azure(new_customer());
+    mock.script([Fault::DropBefore]);
+
+    let created = client.create_upgrade(&request).await.unwrap();
+
+    assert_eq!(created.attempts(), 2);
+    assert_eq!(mock.upgrades_created(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_lost_after_create_is_replayed_by_the_retry_and_creates_one_upgrade() {
+    let mock = mock().await;
+    let client = mock_client(&mock);
+    let request = UpgradeRequest::azure(new_customer());
+    mock.script([Fault::DropAfter]);
+
+    let created = client.create_upgrade(&request).await.unwrap();
+    let eligibility = client
+        .check_eligibility(&request)
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(created.attempts(), 2);
+    assert_eq!(
+        mock.upgrades_created(),
+        1,
+        "the retry got the first answer, not a 409 or a second upgrade"
+    );
+    assert_eq!(eligibility.upgrade_id, Some(created.into_inner()));
+}
+
+#[tokio::test]
+async fn a_slow_answer_past_the_request_timeout_is_retried_without_a_second_upgrade() {
+    let mock = mock().await;
+    let client = client_for(
+        &mock.url(),
+        mock.token(),
+        quick_policy(),
+        Duration::from_millis(300),
+    );
+    let request = UpgradeRequest::azure(new_customer());
+    mock.script([Fault::Slow(Duration::from_millis(800))]);
+
+    let created = client.create_upgrade(&request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await; // let the slow first request finish
+
+    assert_eq!(created.attempts(), 2);
+    assert_eq!(mock.upgrades_created(), 1);
+    let status = client
+        .get_upgrade_status(created.into_inner(), &request)
+        .await;
+    assert!(status.is_ok());
+}
+
+#[tokio::test]
+async fn upgrade_customer_creates_polls_and_reports_every_status_under_one_correlation_id() {
+    let mock = mock().await;
+    let client = mock_client(&mock);
+    let mut seen = Vec::new();
+
+    let outcome = client
+        .upgrade_customer(
+            new_customer(),
+            ProductFamily::azure(),
+            &quick_polls(),
+            |u| seen.push(u.status.clone()),
+        )
+        .await
+        .unwrap();
+
+    let UpgradeOutcome::Completed { upgrade, resumed } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(!resumed);
+    assert_eq!(upgrade.status, UpgradeStatus::Completed);
+    assert_eq!(seen, [UpgradeStatus::InProgress, UpgradeStatus::Completed]);
+    assert_eq!(mock.upgrades_created(), 1);
+}
+
+#[tokio::test]
+async fn upgrade_customer_follows_an_upgrade_already_under_way() {
+    let mock = mock().await;
+    let client = mock_client(&mock);
+    let customer = new_customer();
+    let existing = client
+        .create_upgrade(&UpgradeRequest::azure(customer))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let outcome = client
+        .upgrade_customer(customer, ProductFamily::azure(), &quick_polls(), |_| {})
+        .await
+        .unwrap();
+
+    let UpgradeOutcome::Completed { upgrade, resumed } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(resumed);
+    assert_eq!(upgrade.id, existing);
+    assert_eq!(mock.upgrades_created(), 1);
+}
+
+#[tokio::test]
+async fn a_409_on_create_leads_to_the_existing_upgrade_not_an_error() {
+    // Eligibility says eligible (a race: another process creates the upgrade in between), the
+    // create answers 409, and eligibility then names the upgrade under way.
+    let server = MockServer::start().await;
+    let upgrade = support::UPGRADE;
+    Mock::given(path("/v1/productUpgrades/eligibility"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "customerId": support::CUSTOMER, "productFamily": "Azure", "isEligible": true })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/productUpgrades/eligibility"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "customerId": support::CUSTOMER, "productFamily": "Azure", "isEligible": false,
+            "upgradeId": upgrade })))
+        .mount(&server)
+        .await;
+    Mock::given(path("/v1/productUpgrades"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "code": 900109, "description": "The original upgrade is in progress." })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path(format!("/v1/productUpgrades/{upgrade}/status")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": upgrade, "productFamily": "Azure", "status": "Completed", "lineItems": [] })))
+        .mount(&server)
+        .await;
+    let client = client_for(
+        &server.uri(),
+        support::TOKEN,
+        quick_policy(),
+        Duration::from_secs(5),
+    );
+
+    let outcome = client
+        .upgrade_customer(
+            CustomerId::parse(support::CUSTOMER).unwrap(),
+            ProductFamily::azure(),
+            &quick_polls(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(outcome, UpgradeOutcome::Completed { resumed: true, .. }),
+        "{outcome:?}"
+    );
+    let correlation: std::collections::HashSet<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| support::header_of(r, "ms-correlationid"))
+        .collect();
+    assert_eq!(correlation.len(), 1, "one MS-CorrelationId spans the flow");
+}
+
+#[tokio::test]
+async fn a_customer_who_cannot_be_upgraded_gets_a_typed_answer_with_the_reason() {
+    let mock = mock().await;
+    let client = mock_client(&mock);
+
+    let outcome = client
+        .upgrade_customer(
+            CustomerId::parse(partner_center_mock::NO_AZURE_CUSTOMER).unwrap(),
+            ProductFamily::azure(),
+            &quick_polls(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+
+    let UpgradeOutcome::NotEligible { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.unwrap().contains("no Microsoft Azure"));
+    assert_eq!(mock.upgrades_created(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_upgrade_is_a_failed_outcome_with_its_details() {
+    let mock = mock().await;
+    let client = mock_client(&mock);
+
+    let outcome = client
+        .upgrade_customer(
+            CustomerId::parse(partner_center_mock::FAILING_CUSTOMER).unwrap(),
+            ProductFamily::azure(),
+            &quick_polls(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+
+    let UpgradeOutcome::Failed { upgrade, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        upgrade.error_details.unwrap().code.as_deref(),
+        Some("900120")
+    );
+}
+
+#[tokio::test]
+async fn waiting_past_the_deadline_is_a_deadline_error_and_a_second_call_resumes_the_upgrade() {
+    let mock = partner_center_mock::start(
+        MockConfig {
+            polls_to_complete: 50,
+            ..MockConfig::default()
+        },
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .unwrap();
+    let client = mock_client(&mock);
+    let customer = new_customer();
+    let short = PollOptions {
+        deadline: Duration::from_millis(100),
+        ..quick_polls()
+    };
+
+    let error = client
+        .upgrade_customer(customer, ProductFamily::azure(), &short, |_| {})
+        .await
+        .unwrap_err();
+    let resumed = client
+        .upgrade_customer(customer, ProductFamily::azure(), &quick_polls(), |_| {})
+        .await
+        .unwrap();
+
+    assert_eq!(error.kind(), ErrorKind::Deadline, "{error}");
+    assert!(
+        matches!(resumed, UpgradeOutcome::Completed { resumed: true, .. }),
+        "{resumed:?}"
+    );
+    assert_eq!(mock.upgrades_created(), 1);
+}
+
+#[tokio::test]
+async fn a_dropped_flow_future_loses_nothing_a_second_call_cannot_resume() {
+    let mock = mock().await;
+    let client = mock_client(&mock);
+    let customer = new_customer();
+
+    // Drop the flow partway: after its create, while it polls.
+    let slow_polls = PollOptions {
+        interval: Duration::from_secs(60),
+        ..quick_polls()
+    };
+    let first = client.upgrade_customer(customer, ProductFamily::azure(), &slow_polls, |_| {});
+    let _ = tokio::time::timeout(Duration::from_millis(300), first).await;
+    let outcome = client
+        .upgrade_customer(customer, ProductFamily::azure(), &quick_polls(), |_| {})
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(outcome, UpgradeOutcome::Completed { resumed: true, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(mock.upgrades_created(), 1);
+}
