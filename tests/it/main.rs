@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cli;
 mod client;
 mod examples;
 mod generated;

@@ -1,0 +1,425 @@
+//! `pc-upgrade`: upgrade Cloud Solution Provider customers from Microsoft Azure (MS-AZR-0145P)
+//! subscriptions to an Azure plan, from the command line.
+//!
+//! The access token is read from `PARTNER_CENTER_TOKEN`, never from a flag (flags land in shell
+//! history). Results go to stdout (`--output text|json`); progress goes to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use partner_center_upgrades::{
+    BaseUrl, Client, Cloud, CustomerId, Error, ErrorKind, PollOptions, ProductFamily, RequestIds,
+    RetryPolicy, StaticToken, Upgrade, UpgradeId, UpgradeOutcome, UpgradeRequest,
+};
+use serde_json::json;
+
+/// Exit codes, documented in `--help` and the README.
+mod exit {
+    /// The call succeeded (eligible, created, read, completed).
+    pub const SUCCESS: u8 = 0;
+    /// Bad input or configuration; nothing was sent (clap uses the same code for its errors).
+    pub const USAGE: u8 = 2;
+    /// The customer is not eligible for the upgrade.
+    pub const NOT_ELIGIBLE: u8 = 3;
+    /// The upgrade finished as Failed.
+    pub const UPGRADE_FAILED: u8 = 4;
+    /// Partner Center answered with an error, or could not be reached.
+    pub const SERVICE_ERROR: u8 = 5;
+    /// `--wait` ran out before the upgrade finished; it goes on, and waiting again resumes it.
+    pub const STILL_RUNNING: u8 = 6;
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 2 usage error (nothing sent); 3 not eligible; \
+4 upgrade failed; 5 service error; 6 still running when --timeout ran out.";
+
+#[derive(Parser)]
+#[command(name = "pc-upgrade", version, about, after_help = EXIT_CODES)]
+/// Upgrade Partner Center customers from Microsoft Azure (MS-AZR-0145P) subscriptions to an
+/// Azure plan. The access token (App+User) is read from PARTNER_CENTER_TOKEN.
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(Args)]
+struct Global {
+    /// API base URL; https, or http to a loopback address only [default: the global cloud]
+    #[arg(long, global = true, conflicts_with = "cloud")]
+    base_url: Option<BaseUrl>,
+    /// A documented Partner Center cloud
+    #[arg(long, global = true, value_enum, default_value_t = CloudName::Global)]
+    cloud: CloudName,
+    /// Result format on stdout
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Language of Partner Center's messages (X-Locale), e.g. en-US
+    #[arg(long, global = true)]
+    locale: Option<String>,
+    /// Attempts per call, retries included (1 switches retries off)
+    #[arg(long, global = true, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
+    max_attempts: u32,
+    /// No retry starts later than this after a call's first attempt, e.g. 2m
+    #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
+    retry_deadline: Duration,
+    /// First backoff delay between retries (doubles each time), e.g. 500ms
+    #[arg(long, global = true, default_value = "500ms", value_parser = humantime::parse_duration)]
+    retry_delay: Duration,
+    /// How long one HTTP request may take, e.g. 60s
+    #[arg(long, global = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CloudName {
+    /// api.partnercenter.microsoft.com
+    Global,
+    /// partner.partnercenterapi.microsoftonline.cn (21Vianet)
+    China,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct Target {
+    /// The customer's tenant id (GUID)
+    #[arg(long)]
+    customer: CustomerId,
+    /// Product family to upgrade to
+    #[arg(long, default_value = "Azure")]
+    family: ProductFamily,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check whether the customer can be upgraded (exit 3 when not)
+    Eligibility(Target),
+    /// Start the upgrade and print its id
+    Create(Target),
+    /// Read an upgrade's status
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// The upgrade id (GUID)
+        #[arg(long)]
+        upgrade: UpgradeId,
+    },
+    /// Upgrade the customer: follow an upgrade under way, or start one; with --wait, to its end
+    Upgrade {
+        #[command(flatten)]
+        target: Target,
+        /// Poll until the upgrade completes or fails
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting after this long, e.g. 30m (exit 6)
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// With --wait: time between status polls, unless Partner Center says otherwise
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        poll_interval: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let client = match build_client(&cli.global) {
+        Ok(client) => client,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::from(exit::SERVICE_ERROR);
+        }
+    };
+    let output = cli.global.output;
+    ExitCode::from(runtime.block_on(run(client, cli.command, output)))
+}
+
+fn build_client(global: &Global) -> Result<Client, String> {
+    let token = std::env::var("PARTNER_CENTER_TOKEN").map_err(|_| {
+        "set PARTNER_CENTER_TOKEN to an App+User access token (it is not taken as a flag, so it \
+         stays out of shell history)"
+            .to_owned()
+    })?;
+    let token = StaticToken::new(token).map_err(|e| format!("PARTNER_CENTER_TOKEN: {e}"))?;
+    let base_url = global
+        .base_url
+        .clone()
+        .unwrap_or_else(|| match global.cloud {
+            CloudName::Global => Cloud::Global.base_url(),
+            CloudName::China => Cloud::China21Vianet.base_url(),
+        });
+    let mut builder = Client::builder(base_url, token)
+        .application("pc-upgrade")
+        .timeout(global.request_timeout)
+        .retry(RetryPolicy {
+            max_attempts: global.max_attempts,
+            deadline: global.retry_deadline,
+            base_delay: global.retry_delay,
+            ..RetryPolicy::default()
+        });
+    if let Some(locale) = &global.locale {
+        builder = builder.locale(locale);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+async fn run(client: Client, command: Command, output: Output) -> u8 {
+    let result = match command {
+        Command::Eligibility(target) => eligibility(&client, target, output).await,
+        Command::Create(target) => create(&client, target, output).await,
+        Command::Status { target, upgrade } => status(&client, target, upgrade, output).await,
+        Command::Upgrade {
+            target,
+            wait,
+            timeout,
+            poll_interval,
+        } => {
+            let options = PollOptions {
+                interval: poll_interval,
+                deadline: timeout,
+                ..PollOptions::default()
+            };
+            upgrade(&client, target, wait, &options, output).await
+        }
+    };
+    result.unwrap_or_else(|error| report_error(&error, output))
+}
+
+fn report_error(error: &Error, output: Output) -> u8 {
+    let code = match error.kind() {
+        ErrorKind::Deadline => exit::STILL_RUNNING,
+        ErrorKind::InvalidInput => exit::USAGE,
+        _ => exit::SERVICE_ERROR,
+    };
+    if output == Output::Json {
+        let body = json!({
+            "error": error.to_string(),
+            "status": error.status(),
+            "serviceError": error.service_error(),
+            "requestId": error.request_id().map(|id| id.to_string()),
+            "correlationId": error.correlation_id().map(|id| id.to_string()),
+            "attempts": error.attempts(),
+        });
+        println!("{body}");
+    }
+    eprintln!("error: {error}");
+    code
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+async fn eligibility(client: &Client, target: Target, output: Output) -> Result<u8, Error> {
+    let request = UpgradeRequest::new(target.customer, target.family);
+    let answer = client.check_eligibility(&request).await?.into_inner();
+    match output {
+        Output::Json => print_json(&json!(answer)),
+        Output::Text => {
+            println!(
+                "customer {} {} eligible for {}",
+                answer.customer_id,
+                if answer.is_eligible { "is" } else { "is not" },
+                answer.product_family
+            );
+            if let Some(id) = answer.upgrade_id {
+                println!("existing upgrade: {id}");
+            }
+            if let Some(reason) = &answer.reason {
+                println!("reason: {reason}");
+            }
+        }
+    }
+    Ok(if answer.is_eligible {
+        exit::SUCCESS
+    } else {
+        exit::NOT_ELIGIBLE
+    })
+}
+
+async fn create(client: &Client, target: Target, output: Output) -> Result<u8, Error> {
+    let request = UpgradeRequest::new(target.customer, target.family);
+    let id = client.create_upgrade(&request).await?.into_inner();
+    match output {
+        Output::Json => print_json(&json!({ "upgradeId": id })),
+        Output::Text => println!("{id}"),
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn status(
+    client: &Client,
+    target: Target,
+    upgrade: UpgradeId,
+    output: Output,
+) -> Result<u8, Error> {
+    let request = UpgradeRequest::new(target.customer, target.family);
+    let answer = client
+        .get_upgrade_status(upgrade, &request)
+        .await?
+        .into_inner();
+    print_upgrade(&answer, output);
+    Ok(match answer.status {
+        partner_center_upgrades::UpgradeStatus::Failed => exit::UPGRADE_FAILED,
+        _ => exit::SUCCESS,
+    })
+}
+
+fn print_upgrade(upgrade: &Upgrade, output: Output) {
+    match output {
+        Output::Json => print_json(&json!(upgrade)),
+        Output::Text => {
+            println!("upgrade {}: {}", upgrade.id, upgrade.status);
+            for line in &upgrade.line_items {
+                println!(
+                    "  {} ({}) -> {} ({}): {}{}",
+                    line.source_product.name,
+                    line.source_product.id,
+                    line.target_product.name,
+                    line.target_product.id,
+                    line.status,
+                    line.upgraded_date
+                        .map(|d| format!(", upgraded {d}"))
+                        .unwrap_or_default()
+                );
+            }
+            if let Some(text) = upgrade.error_details.as_ref().and_then(|e| e.text()) {
+                println!("  error: {text}");
+            }
+        }
+    }
+}
+
+async fn upgrade(
+    client: &Client,
+    target: Target,
+    wait: bool,
+    options: &PollOptions,
+    output: Output,
+) -> Result<u8, Error> {
+    if !wait {
+        return start_only(client, target, output).await;
+    }
+    let mut progress = Progress::new();
+    let outcome = client
+        .upgrade_customer(target.customer, target.family, options, |u| {
+            progress.show(u)
+        })
+        .await;
+    progress.finish();
+    let outcome = outcome?;
+    if output == Output::Json {
+        print_json(&json!(outcome));
+    }
+    Ok(match &outcome {
+        UpgradeOutcome::Completed { upgrade, .. } => {
+            if output == Output::Text {
+                print_upgrade(upgrade, output);
+            }
+            exit::SUCCESS
+        }
+        UpgradeOutcome::Failed { upgrade, .. } => {
+            if output == Output::Text {
+                print_upgrade(upgrade, output);
+            }
+            exit::UPGRADE_FAILED
+        }
+        UpgradeOutcome::NotEligible { reason } => {
+            if output == Output::Text {
+                println!(
+                    "not eligible: {}",
+                    reason.as_deref().unwrap_or("no reason given")
+                );
+            }
+            exit::NOT_ELIGIBLE
+        }
+        _ => exit::SUCCESS,
+    })
+}
+
+/// Without --wait: follow an upgrade under way, or start one, and print its id.
+async fn start_only(client: &Client, target: Target, output: Output) -> Result<u8, Error> {
+    let request = UpgradeRequest::new(target.customer, target.family);
+    let eligibility = client.check_eligibility(&request).await?.into_inner();
+    let (id, resumed) = match (eligibility.is_eligible, eligibility.upgrade_id) {
+        (false, Some(existing)) => (existing, true),
+        (false, None) => {
+            match output {
+                Output::Json => {
+                    print_json(&json!({ "outcome": "notEligible", "reason": eligibility.reason }))
+                }
+                Output::Text => println!(
+                    "not eligible: {}",
+                    eligibility.reason.as_deref().unwrap_or("no reason given")
+                ),
+            }
+            return Ok(exit::NOT_ELIGIBLE);
+        }
+        (true, _) => (client.create_upgrade(&request).await?.into_inner(), false),
+    };
+    match output {
+        Output::Json => print_json(&json!({ "upgradeId": id, "resumed": resumed })),
+        Output::Text => println!("{id}{}", if resumed { " (already under way)" } else { "" }),
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// Progress on stderr: a spinner line on a terminal, one line per status change otherwise.
+struct Progress {
+    terminal: bool,
+    started: Instant,
+    last: Option<String>,
+    frame: usize,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            last: None,
+            frame: 0,
+        }
+    }
+
+    fn show(&mut self, upgrade: &Upgrade) {
+        let line = format!("upgrade {}: {}", upgrade.id, upgrade.status);
+        let mut stderr = std::io::stderr().lock();
+        if self.terminal {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            self.frame += 1;
+            let _ = write!(
+                stderr,
+                "\r\x1b[2K{} {line} ({}s)",
+                FRAMES[self.frame % FRAMES.len()],
+                self.started.elapsed().as_secs()
+            );
+            let _ = stderr.flush();
+        } else if self.last.as_deref() != Some(line.as_str()) {
+            let _ = writeln!(stderr, "{line}");
+        }
+        self.last = Some(line);
+    }
+
+    fn finish(&self) {
+        if self.terminal && self.last.is_some() {
+            eprintln!();
+        }
+    }
+}

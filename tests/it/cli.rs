@@ -1,0 +1,342 @@
+//! `pc-upgrade` end to end, as a process against the mock on loopback.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Output;
+
+use partner_center_mock::{FaultRates, MockConfig, RunningMock};
+
+async fn mock_with(config: MockConfig) -> RunningMock {
+    partner_center_mock::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .unwrap()
+}
+
+/// Runs `pc-upgrade` with the mock's token in PARTNER_CENTER_TOKEN (unless `token` says
+/// otherwise) and quick retries and polls.
+async fn pc_upgrade(mock: &RunningMock, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pc-upgrade"));
+    command
+        .args(["--base-url", &mock.url(), "--retry-delay", "10ms"])
+        .args(args)
+        .env_remove("PARTNER_CENTER_TOKEN");
+    if let Some(token) = token.or(Some(mock.token())).filter(|t| !t.is_empty()) {
+        command.env("PARTNER_CENTER_TOKEN", token);
+    }
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn customer() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_wait_against_a_faulty_mock_completes_with_one_upgrade() {
+    let mock = mock_with(MockConfig {
+        seed: 11,
+        faults: "429=0.1,5xx=0.1,drop=0.05,drop-after=0.05,retry-after=0"
+            .parse::<FaultRates>()
+            .unwrap(),
+        ..MockConfig::default()
+    })
+    .await;
+    let id = customer();
+
+    let output = pc_upgrade(
+        &mock,
+        None,
+        &[
+            "--max-attempts",
+            "8",
+            "--output",
+            "json",
+            "upgrade",
+            "--customer",
+            &id,
+            "--wait",
+            "--poll-interval",
+            "20ms",
+        ],
+    )
+    .await;
+
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let outcome: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(outcome["outcome"], "completed");
+    assert_eq!(outcome["upgrade"]["status"], "Completed");
+    assert_eq!(mock.upgrades_created(), 1);
+    assert!(
+        stderr(&output).contains("Completed"),
+        "progress goes to stderr: {}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eligibility_create_and_status_print_what_an_operator_needs() {
+    let mock = mock_with(MockConfig::default()).await;
+    let id = customer();
+
+    let eligible = pc_upgrade(&mock, None, &["eligibility", "--customer", &id]).await;
+    let created = pc_upgrade(
+        &mock,
+        None,
+        &["create", "--customer", &id, "--family", "azure"],
+    )
+    .await;
+    let upgrade = stdout(&created).trim().to_owned();
+    let status = pc_upgrade(
+        &mock,
+        None,
+        &[
+            "--output",
+            "json",
+            "status",
+            "--customer",
+            &id,
+            "--upgrade",
+            &upgrade,
+        ],
+    )
+    .await;
+    let not_now = pc_upgrade(&mock, None, &["eligibility", "--customer", &id]).await;
+
+    assert_eq!(eligible.status.code(), Some(0));
+    assert!(
+        stdout(&eligible).contains("is eligible for Azure"),
+        "{}",
+        stdout(&eligible)
+    );
+    assert_eq!(created.status.code(), Some(0));
+    assert!(
+        uuid::Uuid::try_parse(&upgrade).is_ok(),
+        "create prints the upgrade id: {upgrade:?}"
+    );
+    let status_json: serde_json::Value = serde_json::from_str(stdout(&status).trim()).unwrap();
+    assert_eq!(status_json["id"], upgrade);
+    assert_eq!(status_json["status"], "InProgress");
+    assert_eq!(
+        not_now.status.code(),
+        Some(3),
+        "an upgrade under way makes the customer not eligible"
+    );
+    assert!(stdout(&not_now).contains(&upgrade));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_eligible_and_failed_upgrades_have_their_own_exit_codes() {
+    let mock = mock_with(MockConfig::default()).await;
+
+    let not_eligible = pc_upgrade(
+        &mock,
+        None,
+        &[
+            "upgrade",
+            "--customer",
+            partner_center_mock::NO_AZURE_CUSTOMER,
+            "--wait",
+        ],
+    )
+    .await;
+    let failed = pc_upgrade(
+        &mock,
+        None,
+        &[
+            "upgrade",
+            "--customer",
+            partner_center_mock::FAILING_CUSTOMER,
+            "--wait",
+            "--poll-interval",
+            "10ms",
+        ],
+    )
+    .await;
+
+    assert_eq!(
+        not_eligible.status.code(),
+        Some(3),
+        "{}",
+        stderr(&not_eligible)
+    );
+    assert!(stdout(&not_eligible).contains("no Microsoft Azure"));
+    assert_eq!(failed.status.code(), Some(4), "{}", stderr(&failed));
+    assert!(stdout(&failed).contains("Failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_is_refused_before_any_request_with_what_to_fix() {
+    let mock = mock_with(MockConfig::default()).await;
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (
+            &["eligibility", "--customer", "not-a-guid"],
+            None,
+            "is not a GUID",
+        ),
+        (
+            &[
+                "eligibility",
+                "--customer",
+                "4c721420-72ad-4708-a0a7-371a2f7b0969",
+                "--family",
+                " ",
+            ],
+            None,
+            "product family is empty",
+        ),
+        (
+            &[
+                "status",
+                "--customer",
+                "4c721420-72ad-4708-a0a7-371a2f7b0969",
+                "--upgrade",
+                "42",
+            ],
+            None,
+            "upgrade id",
+        ),
+        (
+            &[
+                "eligibility",
+                "--customer",
+                "4c721420-72ad-4708-a0a7-371a2f7b0969",
+            ],
+            Some(""),
+            "PARTNER_CENTER_TOKEN",
+        ),
+        (
+            &[
+                "eligibility",
+                "--customer",
+                "4c721420-72ad-4708-a0a7-371a2f7b0969",
+            ],
+            Some("Bearer abc"),
+            "pass the token alone",
+        ),
+        (
+            &[
+                "--locale",
+                "en US",
+                "eligibility",
+                "--customer",
+                "4c721420-72ad-4708-a0a7-371a2f7b0969",
+            ],
+            None,
+            "language tag",
+        ),
+        (
+            &[
+                "upgrade",
+                "--customer",
+                "4c721420-72ad-4708-a0a7-371a2f7b0969",
+                "--wait",
+                "--timeout",
+                "soon",
+            ],
+            None,
+            "--timeout",
+        ),
+    ];
+    for (args, token, says) in cases {
+        let output = pc_upgrade(&mock, *token, args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(mock.requests(), 0, "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_a_remote_host_is_refused() {
+    let output = tokio::task::spawn_blocking(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pc-upgrade"))
+            .args([
+                "--base-url",
+                "http://partner.example",
+                "eligibility",
+                "--customer",
+                "4c721420-72ad-4708-a0a7-371a2f7b0969",
+            ])
+            .env("PARTNER_CENTER_TOKEN", "abc")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("use https"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_error_exits_5_without_printing_the_token() {
+    let mock = mock_with(MockConfig::default()).await;
+
+    let output = pc_upgrade(
+        &mock,
+        Some("a-wrong-but-secret-token"),
+        &["eligibility", "--customer", &customer()],
+    )
+    .await;
+
+    assert_eq!(output.status.code(), Some(5));
+    assert!(stderr(&output).contains("HTTP 401"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("a-wrong-but-secret-token"));
+    assert!(!stdout(&output).contains("a-wrong-but-secret-token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_runs_out_exits_6_and_the_upgrade_goes_on() {
+    let mock = mock_with(MockConfig {
+        polls_to_complete: 1000,
+        ..MockConfig::default()
+    })
+    .await;
+    let id = customer();
+
+    let output = pc_upgrade(
+        &mock,
+        None,
+        &[
+            "upgrade",
+            "--customer",
+            &id,
+            "--wait",
+            "--timeout",
+            "200ms",
+            "--poll-interval",
+            "20ms",
+        ],
+    )
+    .await;
+
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("waiting again resumes it"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(mock.upgrades_created(), 1);
+}
