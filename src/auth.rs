@@ -9,8 +9,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// An OAuth 2.0 bearer access token for Partner Center (App+User).
+///
+/// Holds the ready `Authorization` value (marked sensitive), so a call does not format it again.
 #[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(String);
+pub struct AccessToken(reqwest::header::HeaderValue);
 
 impl AccessToken {
     /// Checks that `token` can be sent as a bearer token (RFC 6750: letters, digits and
@@ -37,16 +39,16 @@ impl AccessToken {
                 "the access token has characters a bearer token cannot contain (spaces, quotes, control or non-ASCII characters)",
             ));
         }
-        Ok(Self(trimmed.to_owned()))
+        let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {trimmed}"))
+            .map_err(|_| AuthError::new("the access token cannot be sent as a header"))?;
+        value.set_sensitive(true);
+        Ok(Self(value))
     }
 
     /// The `Authorization` header value for this token, marked sensitive so that `http` and
     /// `reqwest` never print it.
-    pub(crate) fn header_value(&self) -> reqwest::header::HeaderValue {
-        let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {}", self.0))
-            .expect("AccessToken::new admits only header-safe characters");
-        value.set_sensitive(true);
-        value
+    pub(crate) fn header_value(&self) -> &reqwest::header::HeaderValue {
+        &self.0
     }
 }
 

@@ -45,6 +45,7 @@ pub struct BaseUrlError {
 pub struct BaseUrl {
     url: Url,
     text: String,
+    origin: std::sync::Arc<crate::transport::Origin>,
 }
 
 impl BaseUrl {
@@ -81,7 +82,8 @@ impl BaseUrl {
         if text.to_ascii_lowercase().ends_with("/v1") {
             return Err(refuse("leave out /v1: the client adds the API's paths"));
         }
-        Ok(Self { url, text })
+        let origin = std::sync::Arc::new(crate::transport::Origin::of(&url));
+        Ok(Self { url, text, origin })
     }
 
     /// The base URL without a trailing slash, ready to have `/v1/...` appended.
@@ -90,8 +92,8 @@ impl BaseUrl {
     }
 
     /// Scheme, host and port: the only origin the access token is ever sent to.
-    pub(crate) fn origin(&self) -> url::Origin {
-        self.url.origin()
+    pub(crate) fn origin(&self) -> &std::sync::Arc<crate::transport::Origin> {
+        &self.origin
     }
 }
 

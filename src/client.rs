@@ -261,7 +261,7 @@ impl Client {
             .token()
             .await
             .map_err(|e| Error::before_send(operation, ErrorKind::Auth, ids).with_source(e))?;
-        let context = CallContext::new(&token, self.shared.base_url.origin());
+        let context = CallContext::new(&token, self.shared.base_url.origin().clone());
         let client = generated::Client::new_with_client(
             self.shared.base_url.as_str(),
             self.shared.http.clone(),

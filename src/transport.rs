@@ -22,13 +22,37 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct CallContext {
     authorization: HeaderValue,
-    origin: url::Origin,
+    origin: std::sync::Arc<Origin>,
+}
+
+/// Scheme, host and port, compared without allocating (a call checks it once).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    pub(crate) fn of(url: &url::Url) -> Self {
+        Origin {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str().unwrap_or_default().to_owned(),
+            port: url.port_or_known_default(),
+        }
+    }
+
+    fn matches(&self, url: &url::Url) -> bool {
+        url.scheme() == self.scheme
+            && url.host_str() == Some(self.host.as_str())
+            && url.port_or_known_default() == self.port
+    }
 }
 
 impl CallContext {
-    pub(crate) fn new(token: &AccessToken, origin: url::Origin) -> Self {
+    pub(crate) fn new(token: &AccessToken, origin: std::sync::Arc<Origin>) -> Self {
         Self {
-            authorization: token.header_value(),
+            authorization: token.header_value().clone(),
             origin,
         }
     }
@@ -42,7 +66,7 @@ impl CallContext {
         headers.remove("api-version");
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.remove(AUTHORIZATION);
-        if request.url().origin() == self.origin {
+        if self.origin.matches(request.url()) {
             request
                 .headers_mut()
                 .insert(AUTHORIZATION, self.authorization.clone());
@@ -54,7 +78,7 @@ impl fmt::Debug for CallContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallContext")
             .field("authorization", &"<redacted>")
-            .field("origin", &self.origin.ascii_serialization())
+            .field("origin", &self.origin)
             .finish()
     }
 }
@@ -152,22 +176,26 @@ const MS_REQUEST_ID: HeaderName = HeaderName::from_static("ms-requestid");
 const MS_CORRELATION_ID: HeaderName = HeaderName::from_static("ms-correlationid");
 const MS_CV: HeaderName = HeaderName::from_static("ms-cv");
 
-fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
+        .map(str::trim)
         .filter(|v| !v.is_empty())
+}
+
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    header_str(headers, name).map(str::to_owned)
 }
 
 /// The ids an answer names, falling back to the ones sent.
 fn answered_ids(headers: &HeaderMap, sent: CallIds) -> CallIds {
     CallIds {
-        request_id: header_text(headers, &MS_REQUEST_ID)
-            .and_then(|v| RequestId::parse(&v).ok())
+        request_id: header_str(headers, &MS_REQUEST_ID)
+            .and_then(|v| RequestId::parse(v).ok())
             .unwrap_or(sent.request_id),
-        correlation_id: header_text(headers, &MS_CORRELATION_ID)
-            .and_then(|v| CorrelationId::parse(&v).ok())
+        correlation_id: header_str(headers, &MS_CORRELATION_ID)
+            .and_then(|v| CorrelationId::parse(v).ok())
             .unwrap_or(sent.correlation_id),
     }
 }
@@ -176,8 +204,8 @@ pub(crate) fn response<T>(value: ResponseValue<T>, ids: CallIds) -> Response<T> 
     let status = value.status().as_u16();
     let answered = answered_ids(value.headers(), ids);
     let ms_cv = header_text(value.headers(), &MS_CV);
-    let retry_after = header_text(value.headers(), &RETRY_AFTER)
-        .and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
+    let retry_after = header_str(value.headers(), &RETRY_AFTER)
+        .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
     Response {
         value: value.into_inner(),
         status,
@@ -398,10 +426,9 @@ mod tests {
     #[test]
     fn the_token_goes_only_to_the_configured_origin_and_api_version_is_removed() {
         let token = AccessToken::new("secret-token").unwrap();
-        let origin = url::Url::parse("https://api.partnercenter.microsoft.com")
-            .unwrap()
-            .origin();
-        let context = CallContext::new(&token, origin);
+        let origin =
+            Origin::of(&url::Url::parse("https://api.partnercenter.microsoft.com").unwrap());
+        let context = CallContext::new(&token, std::sync::Arc::new(origin));
 
         let request = |url: &str, headers: &[(&str, &str)]| {
             let mut request =
