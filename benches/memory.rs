@@ -5,6 +5,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4 below, which also reports its peak memory"
+)]
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
