@@ -4,6 +4,7 @@
 
 mod codegen_task;
 mod contract;
+mod diff;
 mod independent;
 mod mock;
 mod report;
@@ -33,6 +34,8 @@ enum Task {
     Mock(mock::Options),
     /// Write (or --check) the committed review copy of the generated client.
     Codegen(codegen_task::Options),
+    /// List the spec's changes since a git revision or file, breaking or not, for clients and servers.
+    Diff(diff::Options),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Task::Contract(options) => contract::run(&root, &options),
         Task::Mock(options) => mock::run(&options),
         Task::Codegen(options) => codegen_task::run(&root, &options),
+        Task::Diff(options) => diff::run(&root, &options),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

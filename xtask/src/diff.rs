@@ -1,0 +1,635 @@
+//! `cargo xtask diff`: what a spec change does to existing clients and existing servers.
+//!
+//! Oxide's `drift` compares the two documents; its classes map onto the two audiences:
+//! backward-incompatible changes break *existing clients* (generated from the old spec, talking
+//! to a server on the new one), forward-incompatible ones break *existing servers* (implementing
+//! the old spec, called by clients generated from the new one). The project adds rules only
+//! where drift is silent (see `rules`), each tested with a pair of small spec fragments.
+//!
+//! Exits non-zero when a change breaks existing clients, unless `info.version`'s major part was
+//! raised.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Options of `cargo xtask diff`.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Compare against the spec at this git revision [default: the merge base with main]
+    #[arg(long, conflicts_with = "old")]
+    pub base: Option<String>,
+    /// Compare against this spec file
+    #[arg(long)]
+    pub old: Option<PathBuf>,
+}
+
+/// One difference between two versions of the spec.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    /// Where, as a JSON pointer into the new spec (or the old one, for removals).
+    pub path: String,
+    /// What changed.
+    pub message: String,
+    /// Clients generated from the old spec break against a server on the new one.
+    pub breaks_clients: bool,
+    /// Servers implementing the old spec break when called by clients of the new one.
+    pub breaks_servers: bool,
+    /// Which checker found it: `drift` or a project rule.
+    pub found_by: &'static str,
+}
+
+/// Every difference between `old` and `new`.
+pub fn diff(old: &Value, new: &Value) -> Result<Vec<Finding>, String> {
+    let mut findings = Vec::new();
+    let changes = drift::compare(old, new)
+        .map_err(|e| format!("drift could not compare the specs: {e:#}"))?;
+    for change in changes {
+        let base = change
+            .paths
+            .first()
+            .map(|p| p.new.to_string())
+            .unwrap_or_default();
+        // The first element of drift's path chain is the component or operation changed.
+        let base = base.split(" -> ").next().unwrap_or_default().to_owned();
+        for info in change.changes {
+            // drift leaves property changes unclassified; `rules::properties` classifies them.
+            if info.class == drift::ChangeClass::Unhandled
+                && info.message == "object properties changed"
+            {
+                continue;
+            }
+            let (breaks_clients, breaks_servers) = match info.class {
+                drift::ChangeClass::BackwardIncompatible => (true, false),
+                drift::ChangeClass::ForwardIncompatible => (false, true),
+                drift::ChangeClass::Incompatible => (true, true),
+                drift::ChangeClass::Trivial => (false, false),
+                // drift could not classify it: assume the worst and say so.
+                drift::ChangeClass::Unhandled => (true, true),
+            };
+            let subpath = if info.new_subpath.is_empty() {
+                &info.old_subpath
+            } else {
+                &info.new_subpath
+            };
+            let path = if subpath.is_empty() {
+                base.clone()
+            } else {
+                format!("{base}/{subpath}")
+            };
+            let message = if info.class == drift::ChangeClass::Unhandled {
+                format!(
+                    "{} (drift could not classify this change; treated as breaking)",
+                    info.message
+                )
+            } else {
+                info.message
+            };
+            findings.push(Finding {
+                path,
+                message,
+                breaks_clients,
+                breaks_servers,
+                found_by: "drift",
+            });
+        }
+    }
+    findings.extend(rules::security(old, new));
+    findings.extend(rules::properties(old, new));
+    findings.sort();
+    findings.dedup();
+    Ok(findings)
+}
+
+/// Rules for what drift does not compare.
+mod rules {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::Finding;
+
+    /// Where a component schema is used: in requests, in responses, or both.
+    #[derive(Clone, Copy, Default)]
+    struct Usage {
+        request: bool,
+        response: bool,
+    }
+
+    /// The component schemas reachable from request bodies and parameters, and from responses.
+    fn usage(doc: &Value, name: &str) -> Usage {
+        fn refs(doc: &Value, node: &Value, seen: &mut BTreeSet<String>) {
+            match node {
+                Value::Object(map) => {
+                    if let Some(reference) = map.get("$ref").and_then(Value::as_str)
+                        && seen.insert(reference.to_owned())
+                        && let Some(target) = doc.pointer(reference.trim_start_matches('#'))
+                    {
+                        refs(doc, target, seen);
+                    }
+                    for value in map.values() {
+                        refs(doc, value, seen);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| refs(doc, i, seen)),
+                _ => {}
+            }
+        }
+        let target = format!("#/components/schemas/{name}");
+        let mut usage = Usage::default();
+        for item in doc["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, i)| i)
+        {
+            for operation in item.as_object().into_iter().flatten().map(|(_, o)| o) {
+                let mut inputs = BTreeSet::new();
+                refs(doc, &operation["requestBody"], &mut inputs);
+                refs(doc, &operation["parameters"], &mut inputs);
+                let mut outputs = BTreeSet::new();
+                refs(doc, &operation["responses"], &mut outputs);
+                usage.request |= inputs.contains(&target);
+                usage.response |= outputs.contains(&target);
+            }
+        }
+        usage
+    }
+
+    fn required(schema: &Value) -> BTreeSet<String> {
+        schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The parts of a property schema that decide which values it accepts, those set only.
+    fn shape(property: &Value) -> Value {
+        let parts = [
+            ("type", &property["type"]),
+            ("format", &property["format"]),
+            ("$ref", &property["$ref"]),
+            ("items", &property["items"]["$ref"]),
+            ("itemsType", &property["items"]["type"]),
+            ("nullable", &property["nullable"]),
+            ("oneOf", &property["oneOf"]),
+        ];
+        Value::Object(
+            parts
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn enum_values(property: &Value) -> Option<BTreeSet<String>> {
+        property["enum"]
+            .as_array()
+            .map(|values| values.iter().map(Value::to_string).collect())
+    }
+
+    /// Object properties, classified by where the schema is used. In a response, clients read:
+    /// a field removed, made optional, retyped or given new enum values breaks them. In a request,
+    /// clients write: a field made required, retyped or given fewer enum values breaks them.
+    pub fn properties(old: &Value, new: &Value) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let schemas = |doc: &Value| {
+            doc["components"]["schemas"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (before, after) = (schemas(old), schemas(new));
+        for (name, old_schema) in &before {
+            let Some(new_schema) = after.get(name) else {
+                continue;
+            };
+            let (Some(old_props), Some(new_props)) = (
+                old_schema["properties"].as_object(),
+                new_schema["properties"].as_object(),
+            ) else {
+                continue;
+            };
+            let used = {
+                let (a, b) = (usage(old, name), usage(new, name));
+                Usage {
+                    request: a.request || b.request,
+                    response: a.response || b.response,
+                }
+            };
+            let (old_required, new_required) = (required(old_schema), required(new_schema));
+            let mut push =
+                |field: &str, message: String, breaks_clients: bool, breaks_servers: bool| {
+                    findings.push(Finding {
+                        path: format!("#/components/schemas/{name}/properties/{field}"),
+                        message,
+                        breaks_clients,
+                        breaks_servers,
+                        found_by: "rule: properties",
+                    });
+                };
+            for (field, old_property) in old_props {
+                let was_required = old_required.contains(field);
+                match new_props.get(field) {
+                    None => push(
+                        field,
+                        format!("{name}.{field} was removed"),
+                        used.response,
+                        used.request && was_required,
+                    ),
+                    Some(new_property) => {
+                        let is_required = new_required.contains(field);
+                        if was_required && !is_required {
+                            push(
+                                field,
+                                format!("{name}.{field} became optional"),
+                                used.response,
+                                false,
+                            );
+                        }
+                        if !was_required && is_required {
+                            push(
+                                field,
+                                format!("{name}.{field} became required"),
+                                used.request,
+                                used.response,
+                            );
+                        }
+                        if shape(old_property) != shape(new_property) {
+                            push(
+                                field,
+                                format!(
+                                    "{name}.{field} changed type or format from {} to {}",
+                                    shape(old_property),
+                                    shape(new_property)
+                                ),
+                                true,
+                                true,
+                            );
+                        }
+                        if let (Some(a), Some(b)) =
+                            (enum_values(old_property), enum_values(new_property))
+                        {
+                            if !a.is_subset(&b) {
+                                push(
+                                    field,
+                                    format!("{name}.{field}'s enum was narrowed"),
+                                    used.request,
+                                    used.response,
+                                );
+                            }
+                            if !b.is_subset(&a) {
+                                push(
+                                    field,
+                                    format!("{name}.{field}'s enum was widened"),
+                                    used.response,
+                                    used.request,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            for field in new_props.keys().filter(|f| !old_props.contains_key(*f)) {
+                let is_required = new_required.contains(field);
+                let kind = if is_required { "required" } else { "optional" };
+                push(
+                    field,
+                    format!("{name}.{field} was added ({kind})"),
+                    is_required && used.request,
+                    is_required && used.response,
+                );
+            }
+        }
+        findings
+    }
+
+    /// Security requirements and schemes: drift does not look at them. A scheme removed or a
+    /// requirement changed means old clients authenticate the wrong way.
+    pub fn security(old: &Value, new: &Value) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        if old["security"] != new["security"] {
+            findings.push(Finding {
+                path: "#/security".into(),
+                message: format!(
+                    "the security requirements changed from {} to {}",
+                    old["security"], new["security"]
+                ),
+                breaks_clients: true,
+                breaks_servers: true,
+                found_by: "rule: security",
+            });
+        }
+        let schemes = |doc: &Value| {
+            doc["components"]["securitySchemes"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (before, after) = (schemes(old), schemes(new));
+        for (name, scheme) in &before {
+            let path = format!("#/components/securitySchemes/{name}");
+            match after.get(name) {
+                None => findings.push(Finding {
+                    path,
+                    message: format!("the security scheme {name} was removed"),
+                    breaks_clients: true,
+                    breaks_servers: false,
+                    found_by: "rule: security",
+                }),
+                Some(changed) if strip_docs(changed) != strip_docs(scheme) => {
+                    findings.push(Finding {
+                        path,
+                        message: format!("the security scheme {name} changed"),
+                        breaks_clients: true,
+                        breaks_servers: true,
+                        found_by: "rule: security",
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        for name in after.keys().filter(|n| !before.contains_key(*n)) {
+            findings.push(Finding {
+                path: format!("#/components/securitySchemes/{name}"),
+                message: format!("the security scheme {name} was added"),
+                breaks_clients: false,
+                breaks_servers: false,
+                found_by: "rule: security",
+            });
+        }
+        findings
+    }
+
+    /// A scheme without its prose: a reworded description is not a change.
+    fn strip_docs(scheme: &Value) -> Value {
+        let mut scheme = scheme.clone();
+        if let Some(map) = scheme.as_object_mut() {
+            map.remove("description");
+        }
+        scheme
+    }
+}
+
+/// The major part of `info.version` (`1` for `1.4.2`).
+pub fn major(spec: &Value) -> Option<u64> {
+    spec["info"]["version"]
+        .as_str()?
+        .split('.')
+        .next()?
+        .trim_start_matches('v')
+        .parse()
+        .ok()
+}
+
+/// Reads the spec at a git revision, or `None` when it did not exist there.
+pub fn spec_at(root: &Path, revision: &str) -> Result<Option<Value>, String> {
+    let output = Command::new("git")
+        .current_dir(root)
+        .args(["show", &format!("{revision}:openapi/product-upgrades.yaml")])
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !output.status.success() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    yaml_serde::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("the spec at {revision} is not valid YAML: {e}"))
+}
+
+fn default_base(root: &Path) -> String {
+    Command::new("git")
+        .current_dir(root)
+        .args(["merge-base", "HEAD", "main"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "HEAD".into())
+}
+
+/// Prints the findings; true when the change may land.
+pub fn report(findings: &[Finding], old: &Value, new: &Value) -> bool {
+    let (from, to) = (
+        old["info"]["version"].as_str().unwrap_or("?"),
+        new["info"]["version"].as_str().unwrap_or("?"),
+    );
+    if findings.is_empty() {
+        println!("no changes to the contract (info.version {from} -> {to})");
+        return true;
+    }
+    for finding in findings {
+        let label = match (finding.breaks_clients, finding.breaks_servers) {
+            (true, true) => "BREAKING for clients and servers",
+            (true, false) => "BREAKING for existing clients",
+            (false, true) => "breaking for existing servers",
+            (false, false) => "compatible",
+        };
+        println!(
+            "{label}: {}: {} [{}]",
+            finding.path, finding.message, finding.found_by
+        );
+    }
+    let breaking = findings.iter().filter(|f| f.breaks_clients).count();
+    let raised = matches!((major(old), major(new)), (Some(a), Some(b)) if b > a);
+    println!(
+        "\n{} change(s), {breaking} breaking for existing clients; info.version {from} -> {to}",
+        findings.len()
+    );
+    if breaking == 0 {
+        true
+    } else if raised {
+        println!("the major version was raised, so breaking changes are allowed");
+        true
+    } else {
+        println!(
+            "breaking changes need a new major version: raise info.version's major part, or keep the change compatible"
+        );
+        false
+    }
+}
+
+pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
+    let new = partner_center_contract::read_spec(&partner_center_contract::spec_path())?;
+    let old = match (&options.old, &options.base) {
+        (Some(file), _) => partner_center_contract::read_spec(file)?,
+        (None, base) => {
+            let base = base.clone().unwrap_or_else(|| default_base(root));
+            match spec_at(root, &base)? {
+                Some(old) => old,
+                None => {
+                    println!("the spec does not exist at {base}: nothing to compare");
+                    return Ok(true);
+                }
+            }
+        }
+    };
+    let findings = diff(&old, &new)?;
+    Ok(report(&findings, &old, &new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A small spec: one operation whose request and response bodies are `Thing`.
+    fn spec(thing: Value) -> Value {
+        json!({
+            "openapi": "3.0.3",
+            "info": { "title": "t", "version": "1.0.0" },
+            "paths": { "/v1/things": { "post": {
+                "operationId": "makeThing",
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/Request" } } } },
+                "responses": {
+                    "200": { "description": "ok", "content": { "application/json": {
+                        "schema": { "$ref": "#/components/schemas/Thing" } } } },
+                    "400": { "description": "bad" }
+                }
+            } } },
+            "components": { "schemas": {
+                "Thing": thing,
+                "Request": { "type": "object", "required": ["name"],
+                    "properties": { "name": { "type": "string" }, "note": { "type": "string" } } }
+            } },
+            "security": [ { "bearer": [] } ]
+        })
+    }
+
+    fn thing() -> Value {
+        json!({ "type": "object", "required": ["id", "count"], "properties": {
+            "id": { "type": "string", "format": "uuid" },
+            "count": { "type": "integer" },
+            "kind": { "type": "string", "enum": ["a", "b"] } } })
+    }
+
+    fn findings(old: &Value, new: &Value) -> Vec<Finding> {
+        diff(old, new).unwrap()
+    }
+
+    fn breaks_clients(old: &Value, new: &Value) -> bool {
+        findings(old, new).iter().any(|f| f.breaks_clients)
+    }
+
+    #[test]
+    fn the_same_spec_has_no_findings() {
+        assert_eq!(findings(&spec(thing()), &spec(thing())), vec![]);
+    }
+
+    #[test]
+    fn a_field_type_change_is_breaking_and_names_the_field() {
+        let mut changed = thing();
+        changed["properties"]["count"] = json!({ "type": "string" });
+        let found = findings(&spec(thing()), &spec(changed));
+        assert!(
+            found
+                .iter()
+                .any(|f| f.breaks_clients && f.path.contains("count")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn an_optional_response_field_added_does_not_break_clients() {
+        let mut added = thing();
+        added["properties"]["label"] = json!({ "type": "string" });
+        let found = findings(&spec(thing()), &spec(added));
+        assert!(!found.iter().any(|f| f.breaks_clients), "{found:#?}");
+    }
+
+    #[test]
+    fn a_response_field_removed_or_made_optional_breaks_clients() {
+        let mut removed = thing();
+        removed["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("count");
+        removed["required"] = json!(["id"]);
+        assert!(breaks_clients(&spec(thing()), &spec(removed)));
+        let mut optional = thing();
+        optional["required"] = json!(["id"]);
+        assert!(breaks_clients(&spec(thing()), &spec(optional)));
+    }
+
+    #[test]
+    fn a_request_field_becoming_required_breaks_clients() {
+        let mut new = spec(thing());
+        new["components"]["schemas"]["Request"]["required"] = json!(["name", "note"]);
+        assert!(breaks_clients(&spec(thing()), &new));
+    }
+
+    #[test]
+    fn a_format_change_is_a_change_that_breaks_someone() {
+        let mut changed = thing();
+        changed["properties"]["id"] = json!({ "type": "string", "format": "date-time" });
+        let found = findings(&spec(thing()), &spec(changed));
+        assert!(
+            found
+                .iter()
+                .any(|f| (f.breaks_clients || f.breaks_servers) && f.path.contains("id")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_response_enum_widened_breaks_clients() {
+        let mut widened = thing();
+        widened["properties"]["kind"]["enum"] = json!(["a", "b", "c"]);
+        assert!(breaks_clients(&spec(thing()), &spec(widened)));
+    }
+
+    #[test]
+    fn a_removed_operation_or_a_new_status_code_breaks_clients() {
+        let mut no_operation = spec(thing());
+        no_operation["paths"] = json!({});
+        assert!(breaks_clients(&spec(thing()), &no_operation));
+        let mut new_status = spec(thing());
+        new_status["paths"]["/v1/things"]["post"]["responses"]["409"] =
+            json!({ "description": "conflict" });
+        assert!(breaks_clients(&spec(thing()), &new_status));
+    }
+
+    #[test]
+    fn a_removed_status_code_breaks_servers_not_clients() {
+        let mut fewer = spec(thing());
+        fewer["paths"]["/v1/things"]["post"]["responses"]
+            .as_object_mut()
+            .unwrap()
+            .remove("400");
+        let found = findings(&spec(thing()), &fewer);
+        assert!(
+            found.iter().any(|f| f.breaks_servers && !f.breaks_clients),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn security_changes_are_found_by_the_projects_rule() {
+        let mut new = spec(thing());
+        new["security"] = json!([ { "oauth": ["scope"] } ]);
+        let found = findings(&spec(thing()), &new);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.found_by == "rule: security" && f.breaks_clients),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn raising_the_major_version_lets_breaking_changes_land() {
+        let old = spec(thing());
+        let mut new = spec(json!({ "type": "object", "properties": {} }));
+        let found = findings(&old, &new);
+        assert!(!report(&found, &old, &new));
+        new["info"]["version"] = json!("2.0.0");
+        assert!(report(&found, &old, &new));
+        assert_eq!(major(&new), Some(2));
+    }
+}
