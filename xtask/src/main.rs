@@ -7,6 +7,7 @@ mod contract;
 mod diff;
 mod independent;
 mod mock;
+mod publish;
 mod report;
 mod spec_rules;
 mod tools;
@@ -36,6 +37,8 @@ enum Task {
     Codegen(codegen_task::Options),
     /// List the spec's changes since a git revision or file, breaking or not, for clients and servers.
     Diff(diff::Options),
+    /// Publish the spec (YAML, JSON, checksums, changelog) for other language teams.
+    Publish(publish::Options),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Task::Mock(options) => mock::run(&options),
         Task::Codegen(options) => codegen_task::run(&root, &options),
         Task::Diff(options) => diff::run(&root, &options),
+        Task::Publish(options) => publish::run(&root, &options),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
