@@ -7,6 +7,7 @@ mod contract;
 mod diff;
 mod independent;
 mod mock;
+mod polyglot;
 mod publish;
 mod report;
 mod spec_rules;
@@ -39,6 +40,8 @@ enum Task {
     Diff(diff::Options),
     /// Publish the spec (YAML, JSON, checksums, changelog) for other language teams.
     Publish(publish::Options),
+    /// Prove that TypeScript, Python and C# generators accept the published spec.
+    Polyglot,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Task::Codegen(options) => codegen_task::run(&root, &options),
         Task::Diff(options) => diff::run(&root, &options),
         Task::Publish(options) => publish::run(&root, &options),
+        Task::Polyglot => polyglot::run(&root),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

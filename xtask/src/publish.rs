@@ -91,7 +91,7 @@ pub fn changelog_section(
 
 /// The spec with every object's keys in sorted order, whatever map order serde_json was built
 /// with, so that publishing the same spec twice gives the same bytes.
-fn normalised(spec: &Value) -> Value {
+pub fn normalised(spec: &Value) -> Value {
     match spec {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
@@ -149,18 +149,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         eprintln!("refusing to publish: {why}");
         return Ok(false);
     }
-    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let json = serde_json::to_string_pretty(&current).map_err(|e| e.to_string())? + "\n";
-    let yaml = yaml_serde::to_string(&current).map_err(|e| e.to_string())?;
-    let mut sums = String::new();
-    for (name, text) in [
-        ("product-upgrades.json", &json),
-        ("product-upgrades.yaml", &yaml),
-    ] {
-        std::fs::write(out.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))?;
-        sums.push_str(&format!("{:x}  {name}\n", Sha256::digest(text.as_bytes())));
-    }
-    std::fs::write(out.join("SHA256SUMS"), sums).map_err(|e| e.to_string())?;
+    write_spec(&current, &out)?;
     let date = chrono_date();
     let section = changelog_section(previous.as_ref(), &current, &findings, &date);
     let changelog_path = out.join("CHANGELOG.md");
@@ -179,6 +168,23 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         out.display()
     );
     Ok(true)
+}
+
+/// Writes the normalised spec as `product-upgrades.json` and `.yaml` with `SHA256SUMS` into `out`.
+pub fn write_spec(spec: &Value, out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let spec = normalised(spec);
+    let json = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())? + "\n";
+    let yaml = yaml_serde::to_string(&spec).map_err(|e| e.to_string())?;
+    let mut sums = String::new();
+    for (name, text) in [
+        ("product-upgrades.json", &json),
+        ("product-upgrades.yaml", &yaml),
+    ] {
+        std::fs::write(out.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))?;
+        sums.push_str(&format!("{:x}  {name}\n", Sha256::digest(text.as_bytes())));
+    }
+    std::fs::write(out.join("SHA256SUMS"), sums).map_err(|e| e.to_string())
 }
 
 /// Today's date (UTC) as YYYY-MM-DD.

@@ -12,6 +12,14 @@ pub const SPECTRAL: (&str, &str) = ("@stoplight/spectral-cli", "6.16.3");
 pub const SCHEMATHESIS: (&str, &str) = ("schemathesis", "4.32.5");
 /// Prism, an independent mock server of the spec that the contract run must pass.
 pub const PRISM: (&str, &str) = ("@stoplight/prism-cli", "5.14.2");
+/// openapi-typescript and the TypeScript compiler, for the TypeScript team's types.
+pub const OPENAPI_TYPESCRIPT: (&str, &str) = ("openapi-typescript", "7.13.0");
+pub const TYPESCRIPT: (&str, &str) = ("typescript", "5.9.3");
+/// openapi-python-client (and ruff, which it runs on what it generates), for the Python team.
+pub const OPENAPI_PYTHON_CLIENT: (&str, &str) = ("openapi-python-client", "0.29.0");
+pub const RUFF: (&str, &str) = ("ruff", "0.14.5");
+/// openapi-generator (its jar ships in the PyPI wheel; needs Java), for C# and other languages.
+pub const OPENAPI_GENERATOR: (&str, &str) = ("openapi-generator-cli", "7.26.0");
 /// openapi-spec-validator, for OpenAPI 3.0 structural validity.
 pub const SPEC_VALIDATOR: (&str, &str) = ("openapi-spec-validator", "0.9.0");
 
@@ -38,7 +46,8 @@ fn run(command: &mut Command) -> Result<(), String> {
     }
 }
 
-fn found(program: &str) -> bool {
+/// True when `program --version` runs.
+pub fn found(program: &str) -> bool {
     Command::new(program)
         .arg("--version")
         .output()
@@ -67,6 +76,11 @@ pub fn npm_tool(
         .arg(format!("{package}@{version}")))?;
     std::fs::write(&stamp, version).map_err(|e| e.to_string())?;
     Ok(program)
+}
+
+/// The tools' virtual environment's `bin` folder (for PATH, so generators find their helpers).
+pub fn venv_bin(root: &Path) -> PathBuf {
+    tools_dir(root).join("venv").join("bin")
 }
 
 /// The path of a PyPI package's console script in a private virtual environment, installing the
