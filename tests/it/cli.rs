@@ -1,14 +1,11 @@
 //! `pc-upgrade` end to end, as a process against the mock on loopback.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Output;
 
 use partner_center_mock::{FaultRates, MockConfig, RunningMock};
 
 async fn mock_with(config: MockConfig) -> RunningMock {
-    partner_center_mock::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .await
-        .unwrap()
+    crate::support::start_mock(config).await
 }
 
 /// Runs `pc-upgrade` with the mock's token in PARTNER_CENTER_TOKEN (unless `token` says

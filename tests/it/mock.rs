@@ -1,7 +1,6 @@
 //! The stateful mock behaves as the facts describe, seen through our client and through raw
 //! HTTP where the client would not send such a request.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use partner_center_mock::{Fault, MockConfig, RunningMock};
@@ -11,12 +10,7 @@ use partner_center_upgrades::{
 };
 
 async fn mock() -> RunningMock {
-    partner_center_mock::start(
-        MockConfig::default(),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )
-    .await
-    .unwrap()
+    crate::support::start_mock(MockConfig::default()).await
 }
 
 fn client(mock: &RunningMock) -> Client {

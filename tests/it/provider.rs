@@ -1,21 +1,15 @@
 //! Provider verification passes against the mock and fails, naming the violation, against a
 //! server that breaks the contract.
 
-use std::net::{Ipv4Addr, SocketAddr};
-
 use partner_center_contract::verify::{self, Options, Target, Verification};
 use partner_center_mock::{Breakage, MockConfig};
 
 async fn verify_mock(breakage: Option<Breakage>, cases: usize) -> Verification {
-    let mock = partner_center_mock::start(
-        MockConfig {
-            breakage,
-            ..MockConfig::default()
-        },
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )
-    .await
-    .unwrap();
+    let mock = crate::support::start_mock(MockConfig {
+        breakage,
+        ..MockConfig::default()
+    })
+    .await;
     let target = Target {
         base_url: mock.url(),
         token: mock.token().to_owned(),

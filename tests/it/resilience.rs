@@ -1,7 +1,6 @@
 //! Retries, polling and the whole flow, against wiremock (to see exactly what was sent) and the
 //! stateful mock (to count upgrades), with injected faults alone and in sequences.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use partner_center_mock::{Fault, MockConfig, RunningMock};
@@ -47,12 +46,7 @@ fn client_for(url: &str, token: &str, policy: RetryPolicy, timeout: Duration) ->
 }
 
 async fn mock() -> RunningMock {
-    partner_center_mock::start(
-        MockConfig::default(),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )
-    .await
-    .unwrap()
+    support::start_mock(MockConfig::default()).await
 }
 
 fn mock_client(mock: &RunningMock) -> Client {
@@ -436,15 +430,11 @@ async fn a_failed_upgrade_is_a_failed_outcome_with_its_details() {
 
 #[tokio::test]
 async fn waiting_past_the_deadline_is_a_deadline_error_and_a_second_call_resumes_the_upgrade() {
-    let mock = partner_center_mock::start(
-        MockConfig {
-            polls_to_complete: 50,
-            ..MockConfig::default()
-        },
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )
-    .await
-    .unwrap();
+    let mock = support::start_mock(MockConfig {
+        polls_to_complete: 50,
+        ..MockConfig::default()
+    })
+    .await;
     let client = mock_client(&mock);
     let customer = new_customer();
     let short = PollOptions {

@@ -108,3 +108,15 @@ pub fn header_of(request: &Request, name: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The stateful mock with `config`, on a free loopback port.
+pub async fn start_mock(
+    config: partner_center_mock::MockConfig,
+) -> partner_center_mock::RunningMock {
+    partner_center_mock::start(
+        config,
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+    )
+    .await
+    .expect("the mock starts on loopback")
+}
