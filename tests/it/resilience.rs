@@ -588,3 +588,50 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn an_unknown_status_keeps_polling_and_is_reported_not_treated_as_done() {
+    let server = MockServer::start().await;
+    let upgrade = support::UPGRADE;
+    let status_path = format!("/v1/productUpgrades/{upgrade}/status");
+    for status in ["Reconciling", "InProgress"] {
+        Mock::given(path(status_path.clone()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": upgrade, "productFamily": "Azure", "status": status, "lineItems": [] })))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(path(status_path))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": upgrade, "productFamily": "Azure", "status": "completed", "lineItems": [] })))
+        .mount(&server)
+        .await;
+    let client = client_for(
+        &server.uri(),
+        support::TOKEN,
+        quick_policy(),
+        Duration::from_secs(5),
+    );
+    let mut seen = Vec::new();
+
+    let done = client
+        .wait_for_completion(
+            partner_center_upgrades::UpgradeId::parse(upgrade).unwrap(),
+            &support::azure_request(),
+            &quick_polls(),
+            |u| seen.push(u.status.clone()),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        seen,
+        [
+            UpgradeStatus::Unknown("Reconciling".into()),
+            UpgradeStatus::InProgress,
+            UpgradeStatus::Completed
+        ]
+    );
+    assert_eq!(done.status, UpgradeStatus::Completed);
+}
