@@ -265,7 +265,8 @@ async fn a_slow_answer_past_the_request_timeout_is_retried_without_a_second_upgr
     let created = client.create_upgrade(&request).await.unwrap();
     tokio::time::sleep(Duration::from_millis(900)).await; // let the slow first request finish
 
-    assert_eq!(created.attempts(), 2);
+    // At least one retry; a loaded machine may need more, which must not matter either.
+    assert!(created.attempts() >= 2, "{}", created.attempts());
     assert_eq!(mock.upgrades_created(), 1);
     let status = client
         .get_upgrade_status(created.into_inner(), &request)
@@ -465,13 +466,22 @@ async fn a_dropped_flow_future_loses_nothing_a_second_call_cannot_resume() {
     let client = mock_client(&mock);
     let customer = new_customer();
 
-    // Drop the flow partway: after its create, while it polls.
+    // Drop the flow partway: right after it has created the upgrade and read its first status.
     let slow_polls = PollOptions {
         interval: Duration::from_secs(60),
         ..quick_polls()
     };
-    let first = client.upgrade_customer(customer, ProductFamily::azure(), &slow_polls, |_| {});
-    let _ = tokio::time::timeout(Duration::from_millis(300), first).await;
+    let (first_status, polled) = tokio::sync::oneshot::channel::<()>();
+    let mut first_status = Some(first_status);
+    let flow = client.upgrade_customer(customer, ProductFamily::azure(), &slow_polls, |_| {
+        if let Some(tell) = first_status.take() {
+            let _ = tell.send(());
+        }
+    });
+    tokio::select! {
+        finished = flow => panic!("the flow should still be waiting to poll again: {finished:?}"),
+        _ = polled => {} // the flow future is dropped here
+    }
     let outcome = client
         .upgrade_customer(customer, ProductFamily::azure(), &quick_polls(), |_| {})
         .await
