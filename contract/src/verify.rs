@@ -782,8 +782,14 @@ async fn flow(
         with_token: true,
         expect: Expect::Declared,
     };
+    // The flow's other calls get ids derived from its seeded request id, so a seed repeats them.
+    let mut next_id = 0u128;
+    let mut derived_id = || {
+        next_id += 1;
+        Uuid::from_u128(request_id.as_u128().wrapping_add(next_id))
+    };
     let mut sent = 1;
-    let eligibility = probe(Op::Eligibility, Op::Eligibility.path(""), Uuid::new_v4());
+    let eligibility = probe(Op::Eligibility, Op::Eligibility.path(""), derived_id());
     let Some((answer, Some(value))) = runner.exchange(&eligibility, coverage, failures).await
     else {
         failures.push("flow: eligibility gave no body; the flow stops".into());
@@ -842,7 +848,7 @@ async fn flow(
     }
     if !stateless {
         sent += 1;
-        let second = probe(Op::Create, Op::Create.path(""), Uuid::new_v4());
+        let second = probe(Op::Create, Op::Create.path(""), derived_id());
         if let Some((answer, body)) = runner.exchange(&second, coverage, failures).await {
             let code = body
                 .as_ref()
@@ -857,7 +863,7 @@ async fn flow(
             }
         }
         sent += 1;
-        let check = probe(Op::Eligibility, Op::Eligibility.path(""), Uuid::new_v4());
+        let check = probe(Op::Eligibility, Op::Eligibility.path(""), derived_id());
         if let Some((_, Some(value))) = runner.exchange(&check, coverage, failures).await
             && value["upgradeId"] != json!(upgrade.to_string())
         {
@@ -871,7 +877,7 @@ async fn flow(
         let status = probe(
             Op::Status,
             Op::Status.path(&upgrade.to_string()),
-            Uuid::new_v4(),
+            derived_id(),
         );
         let Some((answer, Some(value))) = runner.exchange(&status, coverage, failures).await else {
             return sent;

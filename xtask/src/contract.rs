@@ -23,7 +23,7 @@ pub struct Options {
     #[arg(long, requires = "token")]
     pub base_url: Option<String>,
     /// The bearer token the server given by --base-url accepts.
-    #[arg(long)]
+    #[arg(long, requires = "base_url")]
     pub token: Option<String>,
     /// Provider-verification cases (a flow counts as one).
     #[arg(long, default_value_t = 1000)]
