@@ -22,6 +22,9 @@ pub const RUFF: (&str, &str) = ("ruff", "0.14.5");
 pub const OPENAPI_GENERATOR: (&str, &str) = ("openapi-generator-cli", "7.26.0");
 /// openapi-spec-validator, for OpenAPI 3.0 structural validity.
 pub const SPEC_VALIDATOR: (&str, &str) = ("openapi-spec-validator", "0.9.0");
+/// PyYAML, a YAML 1.1 loader like SnakeYAML inside openapi-generator: the published YAML must
+/// mean to it (`yaml.safe_load`) what the published JSON means.
+pub const PYYAML: (&str, &str) = ("PyYAML", "6.0.3");
 
 fn tools_dir(root: &Path) -> PathBuf {
     root.join("target").join("tools")
@@ -96,15 +99,34 @@ pub fn pip_tool(
     if program.exists() && stamp_matches(&stamp, version) {
         return Ok(program);
     }
+    pip_install(&venv, package, version)?;
+    std::fs::write(&stamp, version).map_err(|e| e.to_string())?;
+    Ok(program)
+}
+
+/// The private virtual environment's `python`, with the pinned version of a PyPI library (one
+/// without a console script, such as PyYAML) installed into it when needed.
+pub fn pip_library(root: &Path, (package, version): (&str, &str)) -> Result<PathBuf, String> {
+    let venv = tools_dir(root).join("venv");
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join(format!("{package}.version"));
+    if python.exists() && stamp_matches(&stamp, version) {
+        return Ok(python);
+    }
+    pip_install(&venv, package, version)?;
+    std::fs::write(&stamp, version).map_err(|e| e.to_string())?;
+    Ok(python)
+}
+
+/// Installs `package==version` into the virtual environment `venv`, creating it first if needed.
+fn pip_install(venv: &Path, package: &str, version: &str) -> Result<(), String> {
     if !found("python3") {
         return Err("python3 is not installed (install Python 3 to run this check)".into());
     }
     if !venv.join("bin").join("pip").exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
     }
     run(Command::new(venv.join("bin").join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
-        .arg(format!("{package}=={version}")))?;
-    std::fs::write(&stamp, version).map_err(|e| e.to_string())?;
-    Ok(program)
+        .arg(format!("{package}=={version}")))
 }
