@@ -9,8 +9,9 @@
 //! Exits non-zero when a change breaks existing clients, unless `info.version`'s major part was
 //! raised.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -386,31 +387,118 @@ pub fn major(spec: &Value) -> Option<u64> {
         .ok()
 }
 
-/// Reads the spec at a git revision, or `None` when it did not exist there.
+/// Where the spec lives in the repository, relative to its top.
+const SPEC_IN_REPO: &str = "openapi/product-upgrades.yaml";
+
+/// Reads the spec at a git revision, or `None` when the revision exists and the spec did not
+/// exist there. Any other failure is an error naming it: an unknown revision (with a hint when
+/// the clone is shallow), a missing object, git not found.
 pub fn spec_at(root: &Path, revision: &str) -> Result<Option<Value>, String> {
-    let output = Command::new("git")
-        .current_dir(root)
-        .args(["show", &format!("{revision}:openapi/product-upgrades.yaml")])
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if !output.status.success() {
+    spec_at_with(OsStr::new("git"), root, revision)
+}
+
+/// `spec_at`, with the git program to run.
+fn spec_at_with(git: &OsStr, root: &Path, revision: &str) -> Result<Option<Value>, String> {
+    let run = |args: &[&str]| -> Result<Output, String> {
+        Command::new(git)
+            .current_dir(root)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", git.to_string_lossy()))
+    };
+    let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).trim().to_owned();
+
+    if revision.starts_with('-') {
+        return Err(format!(
+            "{revision:?} is not a revision (it reads as an option)"
+        ));
+    }
+    let resolved = run(&[
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        &format!("{revision}^{{commit}}"),
+    ])?;
+    if !resolved.status.success() {
+        let mut message = format!("git knows no commit {revision:?} in {}", root.display());
+        let git_said = stderr(&resolved);
+        let shallow = run(&["rev-parse", "--is-shallow-repository"])?;
+        if !git_said.is_empty() {
+            message.push_str(&format!(" (git: {git_said})"));
+        }
+        if String::from_utf8_lossy(&shallow.stdout).trim() == "true" {
+            message.push_str(
+                "; this clone is shallow, so the revision may lie beyond its history: \
+                 fetch more (`git fetch --deepen=N` or `git fetch --unshallow`)",
+            );
+        } else if git_said.is_empty() {
+            message.push_str("; check the revision's spelling");
+        }
+        return Err(message);
+    }
+    let commit = String::from_utf8_lossy(&resolved.stdout).trim().to_owned();
+    // The spec's path from the top of the repository (the workspace may sit inside one).
+    let prefix = run(&["rev-parse", "--show-prefix"])?;
+    if !prefix.status.success() {
+        return Err(format!(
+            "git rev-parse --show-prefix failed: {}",
+            stderr(&prefix)
+        ));
+    }
+    let spec = format!(
+        "{}{SPEC_IN_REPO}",
+        String::from_utf8_lossy(&prefix.stdout).trim()
+    );
+    let spec = spec.as_str();
+
+    // Absent here is the only "nothing to compare"; ls-tree fails on a missing tree object.
+    let listed = run(&["ls-tree", "--full-tree", &commit, "--", spec])?;
+    if !listed.status.success() {
+        return Err(format!(
+            "cannot list {spec} at {revision} ({commit}): {}",
+            stderr(&listed)
+        ));
+    }
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    if listing.trim().is_empty() {
         return Ok(None);
     }
-    let text = String::from_utf8_lossy(&output.stdout);
+    if listing.split_whitespace().nth(1) != Some("blob") {
+        return Err(format!(
+            "{spec} at {revision} ({commit}) is not a file: {}",
+            listing.trim()
+        ));
+    }
+    let shown = run(&["cat-file", "blob", &format!("{commit}:{spec}")])?;
+    if !shown.status.success() {
+        return Err(format!(
+            "cannot read {spec} at {revision} ({commit}): {}",
+            stderr(&shown)
+        ));
+    }
+    let text = String::from_utf8_lossy(&shown.stdout);
     yaml_serde::from_str(&text)
         .map(Some)
         .map_err(|e| format!("the spec at {revision} is not valid YAML: {e}"))
 }
 
+/// The merge base of HEAD with `main`, or HEAD (saying so) when there is none.
 fn default_base(root: &Path) -> String {
-    Command::new("git")
+    let merge_base = Command::new("git")
         .current_dir(root)
         .args(["merge-base", "HEAD", "main"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "HEAD".into())
+        .output();
+    match merge_base {
+        Ok(output) if output.status.success() => {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        }
+        _ => {
+            eprintln!(
+                "note: no merge base of HEAD with main; comparing with HEAD (pass --base REV to choose)"
+            );
+            "HEAD".into()
+        }
+    }
 }
 
 /// Prints the findings; true when the change may land.
@@ -463,7 +551,9 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
             match spec_at(root, &base)? {
                 Some(old) => old,
                 None => {
-                    println!("the spec does not exist at {base}: nothing to compare");
+                    println!(
+                        "the spec does not exist at {base} ({SPEC_IN_REPO} is absent there): nothing to compare"
+                    );
                     return Ok(true);
                 }
             }
@@ -631,5 +721,124 @@ mod tests {
         new["info"]["version"] = json!("2.0.0");
         assert!(report(&found, &old, &new));
         assert_eq!(major(&new), Some(2));
+    }
+
+    /// A git repository in a fresh temporary folder: a first commit without the spec, a second
+    /// one with it.
+    struct Repo(PathBuf);
+
+    impl Repo {
+        fn new(name: &str) -> Repo {
+            let dir =
+                std::env::temp_dir().join(format!("xtask-diff-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("openapi")).unwrap();
+            let repo = Repo(dir);
+            repo.git(&["init", "--quiet"]);
+            std::fs::write(repo.0.join("README.md"), "before the spec\n").unwrap();
+            repo.git(&["add", "README.md"]);
+            repo.git(&["commit", "--quiet", "-m", "no spec yet"]);
+            std::fs::write(
+                repo.0.join(SPEC_IN_REPO),
+                "openapi: 3.0.3\ninfo:\n  title: t\n  version: 1.0.0\npaths: {}\n",
+            )
+            .unwrap();
+            repo.git(&["add", SPEC_IN_REPO]);
+            repo.git(&["commit", "--quiet", "-m", "the spec"]);
+            repo
+        }
+
+        fn git(&self, args: &[&str]) {
+            let output = Command::new("git")
+                .current_dir(&self.0)
+                .args([
+                    "-c",
+                    "user.name=xtask",
+                    "-c",
+                    "user.email=xtask@example.invalid",
+                ])
+                .args([
+                    "-c",
+                    "commit.gpgsign=false",
+                    "-c",
+                    "init.defaultBranch=main",
+                ])
+                .args(args)
+                .output()
+                .expect("git runs");
+            assert!(
+                output.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
+    impl Drop for Repo {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_spec_is_read_at_a_revision_that_has_it() {
+        let repo = Repo::new("present");
+        let spec = spec_at(&repo.0, "HEAD")
+            .unwrap()
+            .expect("the spec is at HEAD");
+        assert_eq!(spec["info"]["version"], "1.0.0");
+    }
+
+    #[test]
+    fn a_revision_without_the_spec_is_nothing_to_compare() {
+        let repo = Repo::new("absent");
+        assert_eq!(spec_at(&repo.0, "HEAD~1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_mistyped_revision_is_an_error_naming_it() {
+        let repo = Repo::new("mistyped");
+        for revision in ["nosuchrev", "HEAD~5", "--all"] {
+            let error = spec_at(&repo.0, revision).unwrap_err();
+            assert!(error.contains(revision), "{error}");
+        }
+        // And `cargo xtask diff --base nosuchrev` fails (exit code 2) instead of passing.
+        let options = Options {
+            base: Some("nosuchrev".into()),
+            old: None,
+        };
+        let error = run(&repo.0, &options).unwrap_err();
+        assert!(error.contains("nosuchrev"), "{error}");
+    }
+
+    #[test]
+    fn a_shallow_clone_without_the_revision_says_to_fetch_more_history() {
+        let repo = Repo::new("deep");
+        let shallow = Repo(repo.0.with_extension("shallow"));
+        let _ = std::fs::remove_dir_all(&shallow.0);
+        let url = format!("file://{}", repo.0.display());
+        let clone = Command::new("git")
+            .args(["clone", "--quiet", "--depth", "1", &url])
+            .arg(&shallow.0)
+            .output()
+            .unwrap();
+        assert!(
+            clone.status.success(),
+            "{}",
+            String::from_utf8_lossy(&clone.stderr)
+        );
+        assert!(spec_at(&shallow.0, "HEAD").unwrap().is_some());
+        let error = spec_at(&shallow.0, "HEAD~1").unwrap_err();
+        assert!(
+            error.contains("HEAD~1") && error.contains("shallow"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn git_that_cannot_run_is_an_error() {
+        let repo = Repo::new("nogit");
+        let error = spec_at_with(OsStr::new("/nonexistent/git"), &repo.0, "HEAD").unwrap_err();
+        assert!(error.contains("cannot run /nonexistent/git"), "{error}");
     }
 }
