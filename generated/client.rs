@@ -8,8 +8,9 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///Name of the calling application.
+    ///Name of the calling application. No source states a length limit.
     #[derive(
+        ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
@@ -21,7 +22,7 @@ pub mod types {
         schemars::JsonSchema
     )]
     #[serde(transparent)]
-    pub struct ApplicationName(::std::string::String);
+    pub struct ApplicationName(pub ::std::string::String);
     impl ::std::ops::Deref for ApplicationName {
         type Target = ::std::string::String;
         fn deref(&self) -> &::std::string::String {
@@ -33,50 +34,27 @@ pub mod types {
             value.0
         }
     }
+    impl ::std::convert::From<::std::string::String> for ApplicationName {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for ApplicationName {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
     impl ::std::str::FromStr for ApplicationName {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 256usize {
-                return Err("longer than 256 characters".into());
-            }
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
             Ok(Self(value.to_string()))
         }
     }
-    impl ::std::convert::TryFrom<&str> for ApplicationName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ApplicationName {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for ApplicationName {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///A BCP 47 language tag such as `en-US`.
+    /**A BCP 47 language tag such as `en-US`. No source states a length or a pattern, so the
+spec states none; clients should send a well-formed tag.
+*/
     #[derive(
+        ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
@@ -88,7 +66,7 @@ pub mod types {
         schemars::JsonSchema
     )]
     #[serde(transparent)]
-    pub struct Locale(::std::string::String);
+    pub struct Locale(pub ::std::string::String);
     impl ::std::ops::Deref for Locale {
         type Target = ::std::string::String;
         fn deref(&self) -> &::std::string::String {
@@ -100,54 +78,20 @@ pub mod types {
             value.0
         }
     }
+    impl ::std::convert::From<::std::string::String> for Locale {
+        fn from(value: ::std::string::String) -> Self {
+            Self(value)
+        }
+    }
+    impl ::std::fmt::Display for Locale {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            self.0.fmt(f)
+        }
+    }
     impl ::std::str::FromStr for Locale {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 35usize {
-                return Err("longer than 35 characters".into());
-            }
-            if value.chars().count() < 2usize {
-                return Err("shorter than 2 characters".into());
-            }
-            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-            { ::regress::Regex::new("^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$").unwrap() });
-            if PATTERN.find(value).is_none() {
-                return Err(
-                    "doesn't match pattern \"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$\""
-                        .into(),
-                );
-            }
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
             Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for Locale {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for Locale {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for Locale {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
         }
     }
     /**The product family to upgrade to. `Azure` (an Azure plan) is the only documented value;
@@ -217,7 +161,9 @@ Partner Center compares it case-insensitively. Not a closed set.
         }
     }
     /**Why an upgrade or a line item failed. The published resource page names the text
-`message`; every SDK names it `description`. Both are accepted.
+`message`; every SDK names it `description`. Both are accepted. `code` is a number or a
+string: the sibling Transfers service, which owns these models, sends nested codes as JSON
+numbers.
 */
     #[derive(
         ::serde::Deserialize,
@@ -231,9 +177,8 @@ Partner Center compares it case-insensitively. Not a closed set.
     pub struct ProductUpgradeErrorDetails {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,
-        ///Partner Center's error code.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub code: ::std::option::Option<::std::string::String>,
+        pub code: ::std::option::Option<ServiceErrorCode>,
         ///What went wrong.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub description: ::std::option::Option<::std::string::String>,
@@ -241,7 +186,9 @@ Partner Center compares it case-insensitively. Not a closed set.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message: ::std::option::Option<::std::string::String>,
     }
-    ///The upgrade of one source product to its target product. (Published docs call it `UpgradesLineItem`.)
+    /**The upgrade of one source product to its target product. (Published docs call it
+`UpgradesLineItem`.) Every SDK model field is nullable; only `status` is required.
+*/
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -258,19 +205,109 @@ Partner Center compares it case-insensitively. Not a closed set.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub error_details: ::std::option::Option<ProductUpgradeErrorDetails>,
-        #[serde(rename = "sourceProduct")]
-        pub source_product: UpgradeProduct,
+        #[serde(
+            rename = "sourceProduct",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub source_product: ::std::option::Option<UpgradeProduct>,
         pub status: crate::status::UpgradeStatus,
-        #[serde(rename = "targetProduct")]
-        pub target_product: UpgradeProduct,
-        ///When this line item was upgraded, in UTC (Partner Center sends up to 7 fractional digits).
+        #[serde(
+            rename = "targetProduct",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub target_product: ::std::option::Option<UpgradeProduct>,
+        /**When this line item was upgraded: an ISO 8601 date and time, normally UTC with `Z` and up
+to 7 fractional digits (`2019-08-29T23:47:28.8524555Z`). Partner Center also writes
+timestamps without an offset (read them as UTC) and the .NET "no date" value
+`0001-01-01T00:00:00` (read it as "not upgraded yet"), so this is not `format:
+date-time`.
+*/
         #[serde(
             rename = "upgradedDate",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub upgraded_date: ::std::option::Option<
-            ::chrono::DateTime<::chrono::offset::Utc>,
-        >,
+        pub upgraded_date: ::std::option::Option<ProductUpgradeLineItemUpgradedDate>,
+    }
+    /**When this line item was upgraded: an ISO 8601 date and time, normally UTC with `Z` and up
+to 7 fractional digits (`2019-08-29T23:47:28.8524555Z`). Partner Center also writes
+timestamps without an offset (read them as UTC) and the .NET "no date" value
+`0001-01-01T00:00:00` (read it as "not upgraded yet"), so this is not `format:
+date-time`.
+*/
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ProductUpgradeLineItemUpgradedDate(::std::string::String);
+    impl ::std::ops::Deref for ProductUpgradeLineItemUpgradedDate {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ProductUpgradeLineItemUpgradedDate>
+    for ::std::string::String {
+        fn from(value: ProductUpgradeLineItemUpgradedDate) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ProductUpgradeLineItemUpgradedDate {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:?\\d{2})?$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:?\\d{2})?$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ProductUpgradeLineItemUpgradedDate {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ProductUpgradeLineItemUpgradedDate {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ProductUpgradeLineItemUpgradedDate {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     /**The customer and product family of an upgrade: the body of all three operations.
 (Published docs also call it `ProductUpgradesRequest`.)
@@ -290,7 +327,10 @@ Partner Center compares it case-insensitively. Not a closed set.
         #[serde(rename = "productFamily")]
         pub product_family: ProductFamily,
     }
-    ///Whether a customer can be upgraded to a product family.
+    /**Whether a customer can be upgraded to a product family. Only `customerId`, `productFamily`
+and `isEligible` appear in the one published answer; every other field may be absent or
+`null`.
+*/
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -313,14 +353,101 @@ Partner Center compares it case-insensitively. Not a closed set.
         ///Why the customer is not eligible (free text).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub reason: ::std::option::Option<::std::string::String>,
-        ///An upgrade for this product family that already exists; follow it with the status operation rather than creating another.
+        /**An upgrade for this product family that already exists; follow it with the status
+operation rather than creating another. An empty string or the nil GUID
+(`00000000-0000-0000-0000-000000000000`) means "no upgrade", as Microsoft's own sample
+reads it (`IsNullOrEmpty`).
+*/
         #[serde(
             rename = "upgradeId",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub upgrade_id: ::std::option::Option<::uuid::Uuid>,
+        pub upgrade_id: ::std::option::Option<ProductUpgradesEligibilityUpgradeId>,
     }
-    ///The overall status of an upgrade and one line item per subscription it moves.
+    /**An upgrade for this product family that already exists; follow it with the status
+operation rather than creating another. An empty string or the nil GUID
+(`00000000-0000-0000-0000-000000000000`) means "no upgrade", as Microsoft's own sample
+reads it (`IsNullOrEmpty`).
+*/
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ProductUpgradesEligibilityUpgradeId(::std::string::String);
+    impl ::std::ops::Deref for ProductUpgradesEligibilityUpgradeId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ProductUpgradesEligibilityUpgradeId>
+    for ::std::string::String {
+        fn from(value: ProductUpgradesEligibilityUpgradeId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ProductUpgradesEligibilityUpgradeId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+            {
+                ::regress::Regex::new(
+                        "^$|^\\{?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}\\}?$",
+                    )
+                    .unwrap()
+            });
+            if PATTERN.find(value).is_none() {
+                return Err(
+                    "doesn't match pattern \"^$|^\\{?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}\\}?$\""
+                        .into(),
+                );
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ProductUpgradesEligibilityUpgradeId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ProductUpgradesEligibilityUpgradeId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ProductUpgradesEligibilityUpgradeId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**The overall status of an upgrade and one line item per subscription it moves. Only one
+answer is published; `id`, `productFamily` and `status` are in it, every other field may be
+absent or `null`.
+*/
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -332,6 +459,7 @@ Partner Center compares it case-insensitively. Not a closed set.
     pub struct ProductUpgradesStatus {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,
+        ///Why the upgrade failed; an upgrade that carries it is over.
         #[serde(
             rename = "errorDetails",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -339,13 +467,12 @@ Partner Center compares it case-insensitively. Not a closed set.
         pub error_details: ::std::option::Option<ProductUpgradeErrorDetails>,
         ///The upgrade id.
         pub id: ::uuid::Uuid,
-        ///One entry per source product being upgraded.
+        ///One entry per source product being upgraded; may be absent or `null`.
         #[serde(
             rename = "lineItems",
-            default,
-            skip_serializing_if = "::std::vec::Vec::is_empty"
+            skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub line_items: ::std::vec::Vec<ProductUpgradeLineItem>,
+        pub line_items: ::std::option::Option<::std::vec::Vec<ProductUpgradeLineItem>>,
         #[serde(rename = "productFamily")]
         pub product_family: ProductFamily,
         pub status: crate::status::UpgradeStatus,
@@ -437,12 +564,13 @@ send a JSON number (for example `900109`). Both are accepted.
         #[serde(rename = "statusCode")]
         pub status_code: i32,
     }
-    ///A product taking part in an upgrade.
+    ///A product taking part in an upgrade. Either field may be absent or `null`.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
+        Default,
         PartialEq,
         schemars::JsonSchema
     )]
@@ -450,9 +578,11 @@ send a JSON number (for example `900109`). Both are accepted.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub attributes: ::std::option::Option<ResourceAttributes>,
         ///The product's identifier (for the source, the Azure subscription id).
-        pub id: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
         ///The product's friendly name.
-        pub name: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub name: ::std::option::Option<::std::string::String>,
     }
     /// Error types.
     pub mod error {
@@ -497,19 +627,22 @@ customer from legacy Microsoft Azure (MS-AZR-0145P) subscriptions to an Azure pl
    is an upgrade already under way (then `upgradeId` names it);
 2. **create the upgrade** (`POST /v1/productUpgrades`): answers `202 Accepted` with a `Location`
    header whose last path segment is the upgrade id;
-3. **follow its status** (`POST /v1/productUpgrades/{upgradeId}/status`): poll until the status is
-   `Completed` or `Failed`.
+3. **follow its status** (`POST /v1/productUpgrades/{upgradeId}/status`): poll until the upgrade
+   is over (`Completed` is the only published status; see `UpgradeStatus` for how to read others).
 
 Every operation needs App+User (delegated) credentials from the secure application model.
 All three operations are throttled: a `429` carries `Retry-After` (seconds) and a body of its
 own shape (`ThrottlingError`). `MS-RequestId` is the idempotency key: reuse it when retrying a
 call whose answer was lost, and send a new one for every new call.
 
-This document is hand-written and is more precise than the published pages it was built from;
-every place where it departs from them is recorded in `openapi/ERRATA.md`.
+This document is hand-written. It is strict about what a client sends and tolerant of what a
+server answers: an answer is constrained only as far as Microsoft's pages and SDKs show.
+Every place where it departs from the published pages, and the evidence for each decision
+(confirmed, inferred or invented), is recorded in `openapi/ERRATA.md`. Examples the sources do
+not show are marked illustrative in their summaries.
 
 
-Version: 1.0.0*/
+Version: 2.0.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -551,7 +684,7 @@ impl Client {
 }
 impl ClientInfo<crate::transport::CallContext> for Client {
     fn api_version() -> &'static str {
-        "1.0.0"
+        "2.0.0"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
@@ -583,7 +716,14 @@ instead of creating another.
 Sends a `POST` request to `/v1/productUpgrades/eligibility`
 
 Arguments:
-- `ms_correlation_id`: Ties together the calls of one flow (for example eligibility, create and the status polls) in Partner Center's logs.
+- `ms_cv`: Correlation vector, for Partner Center's internal tracing. Optional; the server generates
+one when it is absent.
+
+- `ms_correlation_id`: Tracing id. Microsoft's headers page says to send a new value for every call; its archived
+.NET SDK reuses one per context. The server generates one when it is absent. (The Rust
+client sends one per flow, so that support can find the eligibility, create and polls of
+one upgrade together; see `openapi/ERRATA.md`.)
+
 - `ms_partner_center_application`: Name of the calling application, for Partner Center's diagnostics.
 - `ms_request_id`: Idempotency key of one logical call: send the same value when retrying a call whose answer
 was lost, a new value for every new call. The server generates one when it is absent.
@@ -593,6 +733,7 @@ was lost, a new value for every new call. The server generates one when it is ab
 */
     pub async fn check_eligibility<'a>(
         &'a self,
+        ms_cv: Option<&'a str>,
         ms_correlation_id: Option<&'a ::uuid::Uuid>,
         ms_partner_center_application: Option<&'a types::ApplicationName>,
         ms_request_id: Option<&'a ::uuid::Uuid>,
@@ -600,12 +741,15 @@ was lost, a new value for every new call. The server generates one when it is ab
         body: &'a types::ProductUpgradeRequest,
     ) -> Result<ResponseValue<types::ProductUpgradesEligibility>, Error<ByteStream>> {
         let url = format!("{}/v1/productUpgrades/eligibility", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(6usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = ms_cv {
+            header_map.append("MS-CV", value.to_string().try_into()?);
+        }
         if let Some(value) = ms_correlation_id {
             header_map.append("MS-CorrelationId", value.to_string().try_into()?);
         }
@@ -662,7 +806,14 @@ progress the answer is `409` with Partner Center error code `900109`.
 Sends a `POST` request to `/v1/productUpgrades`
 
 Arguments:
-- `ms_correlation_id`: Ties together the calls of one flow (for example eligibility, create and the status polls) in Partner Center's logs.
+- `ms_cv`: Correlation vector, for Partner Center's internal tracing. Optional; the server generates
+one when it is absent.
+
+- `ms_correlation_id`: Tracing id. Microsoft's headers page says to send a new value for every call; its archived
+.NET SDK reuses one per context. The server generates one when it is absent. (The Rust
+client sends one per flow, so that support can find the eligibility, create and polls of
+one upgrade together; see `openapi/ERRATA.md`.)
+
 - `ms_partner_center_application`: Name of the calling application, for Partner Center's diagnostics.
 - `ms_request_id`: Idempotency key of one logical call: send the same value when retrying a call whose answer
 was lost, a new value for every new call. The server generates one when it is absent.
@@ -672,6 +823,7 @@ was lost, a new value for every new call. The server generates one when it is ab
 */
     pub async fn create_upgrade<'a>(
         &'a self,
+        ms_cv: Option<&'a str>,
         ms_correlation_id: Option<&'a ::uuid::Uuid>,
         ms_partner_center_application: Option<&'a types::ApplicationName>,
         ms_request_id: Option<&'a ::uuid::Uuid>,
@@ -679,12 +831,15 @@ was lost, a new value for every new call. The server generates one when it is ab
         body: &'a types::ProductUpgradeRequest,
     ) -> Result<ResponseValue<()>, Error<ByteStream>> {
         let url = format!("{}/v1/productUpgrades", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(6usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = ms_cv {
+            header_map.append("MS-CV", value.to_string().try_into()?);
+        }
         if let Some(value) = ms_correlation_id {
             header_map.append("MS-CorrelationId", value.to_string().try_into()?);
         }
@@ -726,14 +881,21 @@ was lost, a new value for every new call. The server generates one when it is ab
 
 Reads an upgrade's overall status and one line item per subscription moved. The body must
 name the customer the upgrade belongs to: another customer's upgrade id answers `400` with
-Partner Center error code `900111`. Poll until `status` is `Completed` or `Failed`.
+Partner Center error code `900111`. Poll until the upgrade is over: see `UpgradeStatus`.
 
 
 Sends a `POST` request to `/v1/productUpgrades/{upgradeId}/status`
 
 Arguments:
 - `upgrade_id`: The upgrade to read, as returned by the create operation's `Location` or by eligibility's `upgradeId`.
-- `ms_correlation_id`: Ties together the calls of one flow (for example eligibility, create and the status polls) in Partner Center's logs.
+- `ms_cv`: Correlation vector, for Partner Center's internal tracing. Optional; the server generates
+one when it is absent.
+
+- `ms_correlation_id`: Tracing id. Microsoft's headers page says to send a new value for every call; its archived
+.NET SDK reuses one per context. The server generates one when it is absent. (The Rust
+client sends one per flow, so that support can find the eligibility, create and polls of
+one upgrade together; see `openapi/ERRATA.md`.)
+
 - `ms_partner_center_application`: Name of the calling application, for Partner Center's diagnostics.
 - `ms_request_id`: Idempotency key of one logical call: send the same value when retrying a call whose answer
 was lost, a new value for every new call. The server generates one when it is absent.
@@ -744,6 +906,7 @@ was lost, a new value for every new call. The server generates one when it is ab
     pub async fn get_upgrade_status<'a>(
         &'a self,
         upgrade_id: &'a ::uuid::Uuid,
+        ms_cv: Option<&'a str>,
         ms_correlation_id: Option<&'a ::uuid::Uuid>,
         ms_partner_center_application: Option<&'a types::ApplicationName>,
         ms_request_id: Option<&'a ::uuid::Uuid>,
@@ -754,12 +917,15 @@ was lost, a new value for every new call. The server generates one when it is ab
             "{}/v1/productUpgrades/{}/status", self.baseurl, encode_path(& upgrade_id
             .to_string()),
         );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(5usize);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(6usize);
         header_map
             .append(
                 ::reqwest::header::HeaderName::from_static("api-version"),
                 ::reqwest::header::HeaderValue::from_static(Self::api_version()),
             );
+        if let Some(value) = ms_cv {
+            header_map.append("MS-CV", value.to_string().try_into()?);
+        }
         if let Some(value) = ms_correlation_id {
             header_map.append("MS-CorrelationId", value.to_string().try_into()?);
         }

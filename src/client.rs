@@ -23,11 +23,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The locale is not a language tag such as `en-US`.
+    /// The locale is not a language tag such as `en-US` (the text shows at most 40 characters).
     #[error("locale {0:?} is not a language tag such as en-US")]
     Locale(String),
-    /// The application name is empty or longer than 256 characters.
-    #[error("the application name must be 1 to 256 characters")]
+    /// The application name is empty, longer than 256 characters, or holds control characters.
+    #[error("the application name must be 1 to 256 characters, without control characters")]
     ApplicationName,
     /// The HTTP client could not be set up (TLS roots, for example).
     #[error("the HTTP client could not be set up: {0}")]
@@ -82,11 +82,17 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, BuildError> {
         let locale = self
             .locale
-            .map(|l| types::Locale::try_from(l.clone()).map_err(|_| BuildError::Locale(l)))
+            .map(|l| match is_language_tag(&l) {
+                true => Ok(types::Locale(l)),
+                false => Err(BuildError::Locale(l.chars().take(40).collect())),
+            })
             .transpose()?;
         let application = self
             .application
-            .map(|a| types::ApplicationName::try_from(a).map_err(|_| BuildError::ApplicationName))
+            .map(|a| match is_application_name(&a) {
+                true => Ok(types::ApplicationName(a)),
+                false => Err(BuildError::ApplicationName),
+            })
             .transpose()?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config()?)
@@ -113,6 +119,23 @@ impl ClientBuilder {
             correlation_id: None,
         })
     }
+}
+
+/// Strict in what we send: the spec states no limit on `X-Locale` (no source does), but the client
+/// sends only a well-formed BCP 47 tag such as `en-US`: 2 to 35 characters, a 2–8 letter language
+/// and `-`-separated 1–8 character subtags.
+fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let language = parts.next().unwrap_or_default();
+    (2..=35).contains(&tag.len())
+        && (2..=8).contains(&language.len())
+        && language.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Strict in what we send: a name that fits in a header and in Partner Center's logs.
+fn is_application_name(name: &str) -> bool {
+    (1..=256).contains(&name.chars().count()) && !name.chars().any(char::is_control)
 }
 
 /// TLS through rustls with the `ring` provider and the platform's certificate roots, configured
@@ -289,6 +312,8 @@ impl Client {
         let shared = &self.shared;
         match client
             .check_eligibility(
+                // MS-CV: optional; Partner Center starts the vector when it is absent.
+                None,
                 Some(ids.correlation_id.as_uuid()),
                 shared.application.as_ref(),
                 Some(ids.request_id.as_uuid()),
@@ -324,6 +349,8 @@ impl Client {
         let shared = &self.shared;
         let answer = match client
             .create_upgrade(
+                // MS-CV: optional; Partner Center starts the vector when it is absent.
+                None,
                 Some(ids.correlation_id.as_uuid()),
                 shared.application.as_ref(),
                 Some(ids.request_id.as_uuid()),
@@ -381,6 +408,8 @@ impl Client {
         match client
             .get_upgrade_status(
                 upgrade_id.as_uuid(),
+                // MS-CV: optional; Partner Center starts the vector when it is absent.
+                None,
                 Some(ids.correlation_id.as_uuid()),
                 shared.application.as_ref(),
                 Some(ids.request_id.as_uuid()),

@@ -110,6 +110,15 @@ impl fmt::Display for ServiceErrorCode {
     }
 }
 
+impl From<types::ServiceErrorCode> for ServiceErrorCode {
+    fn from(code: types::ServiceErrorCode) -> Self {
+        match code {
+            types::ServiceErrorCode::Int64(n) => ServiceErrorCode::Number(n),
+            types::ServiceErrorCode::String(s) => ServiceErrorCode::Text(s),
+        }
+    }
+}
+
 /// The body of a Partner Center error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -137,10 +146,7 @@ impl ServiceError {
 impl From<types::ServiceError> for ServiceError {
     fn from(e: types::ServiceError) -> Self {
         Self {
-            code: match e.code {
-                types::ServiceErrorCode::Int64(n) => ServiceErrorCode::Number(n),
-                types::ServiceErrorCode::String(s) => ServiceErrorCode::Text(s),
-            },
+            code: e.code.into(),
             description: e.description,
             data: e.data,
             source: e.source,

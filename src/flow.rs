@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Operation, Sent};
 use crate::ids::{CorrelationId, CustomerId, UpgradeId};
-use crate::model::{ProductFamily, Upgrade, UpgradeRequest};
+use crate::model::{Finish, ProductFamily, Upgrade, UpgradeRequest};
 use crate::status::UpgradeStatus;
 
 /// How an upgrade is followed.
@@ -60,7 +60,8 @@ pub enum UpgradeOutcome {
         /// True when the flow followed an upgrade that already existed instead of creating one.
         resumed: bool,
     },
-    /// The upgrade failed; its error details say why.
+    /// The upgrade ended without completing: it failed, completed only in part, or was
+    /// cancelled ([`Upgrade::finished`] says which); its error details say why.
     Failed {
         /// The final status, with its line items and error details.
         upgrade: Upgrade,
@@ -75,10 +76,11 @@ pub enum UpgradeOutcome {
 }
 
 impl Client {
-    /// Polls `upgrade_id` until it is `Completed` or `Failed`, or `options.deadline` passes.
+    /// Polls `upgrade_id` until the upgrade is over ([`Upgrade::finished`]), or `options.deadline`
+    /// passes.
     ///
     /// `on_status` sees every status read, intermediate ones and unknown values included; an
-    /// unknown value is not finished, so polling goes on. Each poll is one call with its own
+    /// unknown value on an upgrade that is otherwise not over keeps polling. Each poll is one call with its own
     /// retries (see [`crate::RetryPolicy`]).
     pub async fn wait_for_completion(
         &self,
@@ -93,7 +95,7 @@ impl Client {
             let retry_after = answer.retry_after();
             let upgrade = answer.into_inner();
             on_status(&upgrade);
-            if upgrade.status.is_terminal() {
+            if upgrade.finished().is_some() {
                 return Ok(upgrade);
             }
             let remaining = options.deadline.saturating_sub(started.elapsed());
@@ -154,9 +156,9 @@ impl Client {
         let upgrade = client
             .wait_for_completion(upgrade_id, &request, options, &mut on_status)
             .await?;
-        Ok(match upgrade.status {
-            UpgradeStatus::Failed => UpgradeOutcome::Failed { upgrade, resumed },
-            _ => UpgradeOutcome::Completed { upgrade, resumed },
+        Ok(match upgrade.finished() {
+            Some(Finish::Completed) => UpgradeOutcome::Completed { upgrade, resumed },
+            _ => UpgradeOutcome::Failed { upgrade, resumed },
         })
     }
 

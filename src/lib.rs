@@ -51,8 +51,8 @@ pub use flow::{PollOptions, UpgradeOutcome, next_poll_delay};
 pub use ids::{CorrelationId, CustomerId, IdError, RequestId, UpgradeId};
 pub use location::{LocationError, upgrade_id_from_location};
 pub use model::{
-    Eligibility, ErrorDetails, LineItem, Product, ProductFamily, ProductFamilyError,
-    ResourceAttributes, Upgrade, UpgradeRequest,
+    Eligibility, ErrorDetails, Finish, LineItem, Product, ProductFamily, ProductFamilyError,
+    ResourceAttributes, Upgrade, UpgradeRequest, parse_upgraded_date,
 };
 pub use retry::{Decision, Failure, GiveUpReason, RetryPolicy};
 pub use status::UpgradeStatus;

@@ -1,9 +1,11 @@
 //! Upgrade status values: an open set, parsed case-insensitively.
 //!
-//! Partner Center publishes only `Completed`; its error messages name pending, in-progress and
-//! failed upgrades. The generated client uses this type in place of a plain string (see
-//! `codegen.rs`), so an unfamiliar value arrives as [`UpgradeStatus::Unknown`] instead of failing
-//! the whole response.
+//! Partner Center publishes only `Completed`. The other names are guesses: its error messages
+//! speak of pending, in-progress and failed upgrades, and sibling services (Transfers) send
+//! `Complete`, `PartiallyComplete`, `Failed` and `Reject`. The generated client uses this type in
+//! place of a plain string (see `codegen.rs`), so an unfamiliar value arrives as
+//! [`UpgradeStatus::Unknown`] instead of failing the whole response, and the obvious spellings of
+//! "finished" are read as final, so that a waiting client does not poll an upgrade that is over.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// The status of an upgrade or of one of its line items.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
+#[non_exhaustive]
 pub enum UpgradeStatus {
     /// Accepted, not started.
     Pending,
@@ -21,7 +24,11 @@ pub enum UpgradeStatus {
     InProgress,
     /// Finished successfully.
     Completed,
-    /// Finished unsuccessfully; the error details say why.
+    /// Finished with some parts done and others not (`PartiallyComplete`, `PartiallyCompleted`).
+    PartiallyCompleted,
+    /// Cancelled before it finished (`Cancelled`, `Canceled`).
+    Cancelled,
+    /// Finished unsuccessfully (`Failed`, `Error`, `Rejected`, ...); the error details say why.
     Failed,
     /// A value this client does not know, kept exactly as the server sent it. Not finished, as
     /// far as this client can tell.
@@ -29,19 +36,34 @@ pub enum UpgradeStatus {
 }
 
 impl UpgradeStatus {
-    /// Parses a status, ignoring ASCII case and the separators `_`, `-` and space
-    /// (`inProgress`, `IN_PROGRESS` and `In Progress` are all [`UpgradeStatus::InProgress`]).
+    /// Parses a status, ignoring ASCII case, surrounding white space and the separators `_`, `-`
+    /// and space (`inProgress`, `IN_PROGRESS` and `In Progress` are all
+    /// [`UpgradeStatus::InProgress`]), and reading the usual variants of each final state:
+    ///
+    /// | read as | spellings (after folding) |
+    /// |---|---|
+    /// | `Pending` | pending, notstarted, queued, accepted, new |
+    /// | `InProgress` | inprogress, running, processing, started, upgrading |
+    /// | `Completed` | completed, complete, succeeded, success, successful, done |
+    /// | `PartiallyCompleted` | partiallycompleted, partiallycomplete, partiallysucceeded, partialsuccess, partial |
+    /// | `Cancelled` | cancelled, canceled, aborted |
+    /// | `Failed` | failed, failure, error, errored, rejected, reject |
     pub fn parse(value: &str) -> Self {
         let folded: String = value
             .chars()
-            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .filter(|c| !matches!(c, '_' | '-' | ' ' | '\t'))
             .map(|c| c.to_ascii_lowercase())
             .collect();
         match folded.as_str() {
-            "pending" => Self::Pending,
-            "inprogress" => Self::InProgress,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
+            "pending" | "notstarted" | "queued" | "accepted" | "new" => Self::Pending,
+            "inprogress" | "running" | "processing" | "started" | "upgrading" => Self::InProgress,
+            "completed" | "complete" | "succeeded" | "success" | "successful" | "done" => {
+                Self::Completed
+            }
+            "partiallycompleted" | "partiallycomplete" | "partiallysucceeded"
+            | "partialsuccess" | "partial" => Self::PartiallyCompleted,
+            "cancelled" | "canceled" | "aborted" => Self::Cancelled,
+            "failed" | "failure" | "error" | "errored" | "rejected" | "reject" => Self::Failed,
             _ => Self::Unknown(value.to_owned()),
         }
     }
@@ -52,14 +74,20 @@ impl UpgradeStatus {
             Self::Pending => "Pending",
             Self::InProgress => "InProgress",
             Self::Completed => "Completed",
+            Self::PartiallyCompleted => "PartiallyCompleted",
+            Self::Cancelled => "Cancelled",
             Self::Failed => "Failed",
             Self::Unknown(value) => value,
         }
     }
 
-    /// True for `Completed` and `Failed`: polling can stop.
+    /// True for the final states (`Completed`, `PartiallyCompleted`, `Cancelled`, `Failed`):
+    /// polling can stop.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(
+            self,
+            Self::Completed | Self::PartiallyCompleted | Self::Cancelled | Self::Failed
+        )
     }
 }
 
@@ -107,18 +135,31 @@ mod tests {
     use super::UpgradeStatus::{self, *};
 
     #[test]
-    fn known_values_parse_in_any_casing_and_separator_style() {
+    fn known_values_and_their_variants_parse_in_any_casing_and_separator_style() {
         let table: &[(&str, UpgradeStatus)] = &[
             ("Completed", Completed),
             ("completed", Completed),
             ("COMPLETED", Completed),
+            (" Completed ", Completed),
+            ("Complete", Completed),
+            ("Succeeded", Completed),
             ("InProgress", InProgress),
             ("inProgress", InProgress),
             ("in_progress", InProgress),
             ("In Progress", InProgress),
             ("in-progress", InProgress),
+            ("Running", InProgress),
             ("Pending", Pending),
+            ("NotStarted", Pending),
+            ("PartiallyComplete", PartiallyCompleted),
+            ("PartiallyCompleted", PartiallyCompleted),
+            ("partially_completed", PartiallyCompleted),
+            ("Cancelled", Cancelled),
+            ("Canceled", Cancelled),
             ("FAILED", Failed),
+            ("Error", Failed),
+            ("Reject", Failed),
+            ("Rejected", Failed),
         ];
         for (text, expected) in table {
             assert_eq!(&UpgradeStatus::parse(text), expected, "{text:?}");
@@ -127,24 +168,34 @@ mod tests {
 
     #[test]
     fn an_unknown_value_is_kept_verbatim_and_is_not_terminal() {
-        let status: UpgradeStatus = serde_json::from_str("\"Cancelled\"").unwrap();
-        assert_eq!(status, Unknown("Cancelled".into()));
+        let status: UpgradeStatus = serde_json::from_str("\"Migrating\"").unwrap();
+        assert_eq!(status, Unknown("Migrating".into()));
         assert!(!status.is_terminal());
-        assert_eq!(serde_json::to_string(&status).unwrap(), "\"Cancelled\"");
+        assert_eq!(serde_json::to_string(&status).unwrap(), "\"Migrating\"");
         assert_eq!(UpgradeStatus::parse(""), Unknown(String::new()));
     }
 
     #[test]
-    fn only_completed_and_failed_are_terminal() {
-        assert!(Completed.is_terminal());
-        assert!(Failed.is_terminal());
-        assert!(!Pending.is_terminal());
-        assert!(!InProgress.is_terminal());
+    fn the_final_states_are_terminal_and_the_others_are_not() {
+        let table: &[(UpgradeStatus, bool)] = &[
+            (Completed, true),
+            (PartiallyCompleted, true),
+            (Cancelled, true),
+            (Failed, true),
+            (Pending, false),
+            (InProgress, false),
+            (Unknown("Migrating".into()), false),
+        ];
+        for (status, terminal) in table {
+            assert_eq!(status.is_terminal(), *terminal, "{status:?}");
+        }
     }
 
     #[test]
     fn known_values_serialize_in_canonical_spelling() {
         let json = serde_json::to_string(&UpgradeStatus::parse("in_progress")).unwrap();
         assert_eq!(json, "\"InProgress\"");
+        let json = serde_json::to_string(&UpgradeStatus::parse("Canceled")).unwrap();
+        assert_eq!(json, "\"Cancelled\"");
     }
 }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use partner_center_upgrades::{
-    BaseUrl, Client, Cloud, CustomerId, Error, ErrorKind, PollOptions, ProductFamily, RequestIds,
-    RetryPolicy, StaticToken, Upgrade, UpgradeId, UpgradeOutcome, UpgradeRequest,
+    BaseUrl, Client, Cloud, CustomerId, Error, ErrorKind, Finish, PollOptions, Product,
+    ProductFamily, RequestIds, RetryPolicy, StaticToken, Upgrade, UpgradeId, UpgradeOutcome,
+    UpgradeRequest,
 };
 use serde_json::json;
 
@@ -275,10 +276,17 @@ async fn status(
         .await?
         .into_inner();
     print_upgrade(&answer, output);
-    Ok(match answer.status {
-        partner_center_upgrades::UpgradeStatus::Failed => exit::UPGRADE_FAILED,
-        _ => exit::SUCCESS,
+    Ok(match answer.finished() {
+        None | Some(Finish::Completed) => exit::SUCCESS,
+        Some(_) => exit::UPGRADE_FAILED,
     })
+}
+
+/// `name (id)`, with `?` for what the answer left out.
+fn product_text(product: Option<&Product>) -> String {
+    let name = product.and_then(|p| p.name.as_deref()).unwrap_or("?");
+    let id = product.and_then(|p| p.id.as_deref()).unwrap_or("?");
+    format!("{name} ({id})")
 }
 
 fn print_upgrade(upgrade: &Upgrade, output: Output) {
@@ -288,11 +296,9 @@ fn print_upgrade(upgrade: &Upgrade, output: Output) {
             println!("upgrade {}: {}", upgrade.id, upgrade.status);
             for line in &upgrade.line_items {
                 println!(
-                    "  {} ({}) -> {} ({}): {}{}",
-                    line.source_product.name,
-                    line.source_product.id,
-                    line.target_product.name,
-                    line.target_product.id,
+                    "  {} -> {}: {}{}",
+                    product_text(line.source_product.as_ref()),
+                    product_text(line.target_product.as_ref()),
                     line.status,
                     line.upgraded_date
                         .map(|d| format!(", upgraded {d}"))

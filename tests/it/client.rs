@@ -120,7 +120,10 @@ async fn get_upgrade_status_reads_a_completed_upgrade_with_its_line_items() {
     assert_eq!(upgrade.status, UpgradeStatus::Completed);
     assert_eq!(upgrade.line_items.len(), 1);
     let line = &upgrade.line_items[0];
-    assert_eq!(line.target_product.name, "Microsoft Azure plan");
+    assert_eq!(
+        line.target_product.as_ref().and_then(|p| p.name.as_deref()),
+        Some("Microsoft Azure plan")
+    );
     assert_eq!(
         line.upgraded_date
             .unwrap()

@@ -7,6 +7,7 @@ mod client;
 mod examples;
 mod generated;
 mod mock;
+mod plausible;
 mod props;
 mod provider;
 mod resilience;

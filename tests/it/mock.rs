@@ -141,7 +141,12 @@ async fn seeded_customers_fail_or_are_not_eligible() {
 
     assert_eq!(failed.status, UpgradeStatus::Failed);
     assert_eq!(
-        failed.error_details.unwrap().code.as_deref(),
+        failed
+            .error_details
+            .unwrap()
+            .code
+            .map(|c| c.to_string())
+            .as_deref(),
         Some("900120")
     );
     assert!(!not_eligible.is_eligible && not_eligible.reason.is_some());

@@ -424,7 +424,12 @@ async fn a_failed_upgrade_is_a_failed_outcome_with_its_details() {
         panic!("{outcome:?}")
     };
     assert_eq!(
-        upgrade.error_details.unwrap().code.as_deref(),
+        upgrade
+            .error_details
+            .unwrap()
+            .code
+            .map(|c| c.to_string())
+            .as_deref(),
         Some("900120")
     );
 }
