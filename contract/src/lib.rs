@@ -101,6 +101,12 @@ fn to_json_schema(schema: &Value) -> Value {
                 if let Some(Value::Array(values)) = out.get_mut("enum") {
                     values.push(Value::Null);
                 }
+                // `nullable` beside a composition with no `type` (`nullable: true` with
+                // `allOf: [$ref]`, the usual way to make a referenced schema nullable): null, or
+                // whatever the rest allows.
+                if !out.contains_key("type") && !out.contains_key("enum") {
+                    return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
+                }
             }
             Value::Object(out)
         }
@@ -211,4 +217,34 @@ fn is_schema(map: &serde_json::Map<String, Value>) -> bool {
     ["type", "oneOf", "anyOf", "allOf", "properties", "items"]
         .iter()
         .any(|k| map.contains_key(*k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nullable_allows_null_with_a_type_an_enum_or_a_composition() {
+        let spec = json!({ "components": { "schemas": {
+            "Thing": { "type": "object", "required": ["id"], "properties": { "id": { "type": "string" } } }
+        } } });
+        let typed = validator(&spec, &json!({ "type": "string", "nullable": true }));
+        let listed = validator(&spec, &json!({ "enum": ["a"], "nullable": true }));
+        let composed = validator(
+            &spec,
+            &json!({ "nullable": true, "allOf": [{ "$ref": "#/components/schemas/Thing" }] }),
+        );
+        let plain = validator(
+            &spec,
+            &json!({ "allOf": [{ "$ref": "#/components/schemas/Thing" }] }),
+        );
+
+        for v in [&typed, &listed, &composed] {
+            assert!(v.is_valid(&Value::Null));
+        }
+        assert!(composed.is_valid(&json!({ "id": "x" })));
+        assert!(!composed.is_valid(&json!({})));
+        assert!(!plain.is_valid(&Value::Null));
+        assert!(!typed.is_valid(&json!(1)));
+    }
 }
