@@ -8,6 +8,11 @@
 //! an undeclared method → 405 with `Allow`. A repeated `MS-RequestId` gets the first answer again
 //! and never creates a second upgrade. Faults are injected on demand ([`faults`]).
 //!
+//! [`MockConfig::lenient`] makes it a server written from Microsoft's pages alone: it accepts
+//! what the pages never say is rejected (a request id or correlation id that is not a GUID, any
+//! `X-Locale`, any application name) and echoes the ids as given, but still rejects a malformed
+//! body, an invalid customer id (`400`, `900118`) and a missing or wrong token (`401`).
+//!
 //! Requests are validated with the spec's own schemas, read from the compiled-in spec.
 
 #![deny(missing_docs)]
@@ -50,20 +55,38 @@ pub enum Breakage {
     WrongStatus,
     /// `MS-RequestId` is ignored, so a replayed create starts another upgrade.
     DuplicateOnReplay,
+    /// Eligibility answers `isEligible` as a string (`"true"`), not a boolean.
+    WrongType,
+    /// Every status line item carries `upgradedDate: "yesterday"`.
+    MalformedDate,
+}
+
+impl Breakage {
+    /// Every breakage, by its command-line name.
+    pub const ALL: [(&'static str, Breakage); 6] = [
+        ("missing-field", Breakage::MissingField),
+        ("missing-location", Breakage::MissingLocation),
+        ("wrong-status", Breakage::WrongStatus),
+        ("duplicate-on-replay", Breakage::DuplicateOnReplay),
+        ("wrong-type", Breakage::WrongType),
+        ("malformed-date", Breakage::MalformedDate),
+    ];
 }
 
 impl std::str::FromStr for Breakage {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "missing-field" => Ok(Breakage::MissingField),
-            "missing-location" => Ok(Breakage::MissingLocation),
-            "wrong-status" => Ok(Breakage::WrongStatus),
-            "duplicate-on-replay" => Ok(Breakage::DuplicateOnReplay),
-            other => Err(format!(
-                "unknown breakage {other:?}; expected missing-field, missing-location, wrong-status or duplicate-on-replay"
-            )),
-        }
+        Breakage::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, breakage)| *breakage)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Breakage::ALL.iter().map(|(name, _)| *name).collect();
+                format!(
+                    "unknown breakage {s:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -80,6 +103,9 @@ pub struct MockConfig {
     pub polls_to_complete: u32,
     /// A deliberate contract violation, if any.
     pub breakage: Option<Breakage>,
+    /// Accept what Microsoft's pages never say is rejected (request and correlation ids that
+    /// are not GUIDs, any `X-Locale` and application name) and echo the ids as given.
+    pub lenient: bool,
 }
 
 impl Default for MockConfig {
@@ -90,6 +116,7 @@ impl Default for MockConfig {
             faults: FaultRates::default(),
             polls_to_complete: 2,
             breakage: None,
+            lenient: false,
         }
     }
 }
@@ -144,8 +171,8 @@ struct Ledger {
     /// The customer's latest upgrade.
     latest: HashMap<Uuid, Uuid>,
     /// (operation, MS-RequestId) → the request it answered (path and body) and the answer.
-    answers: HashMap<(String, Uuid), (String, Value, Answer)>,
-    answer_order: VecDeque<(String, Uuid)>,
+    answers: HashMap<(String, String), (String, Value, Answer)>,
+    answer_order: VecDeque<(String, String)>,
     scripted: VecDeque<Fault>,
     requests: u64,
     upgrades_created: u64,
@@ -324,9 +351,10 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
         shared.config.faults.draw(roll, pick)
     });
     let (parts, body) = request.into_parts();
+    let lenient = shared.config.lenient;
     let sent_ids = (
-        header_uuid(&parts.headers, "ms-requestid"),
-        header_uuid(&parts.headers, "ms-correlationid"),
+        sent_id(&parts.headers, "ms-requestid", lenient),
+        sent_id(&parts.headers, "ms-correlationid", lenient),
     );
     match fault {
         Some(Fault::DropBefore) => return Err(Dropped),
@@ -341,7 +369,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
             answer
                 .headers
                 .push(("retry-after", retry_after.to_string()));
-            return Ok(render(answer, sent_ids));
+            return Ok(render(answer, &sent_ids));
         }
         Some(Fault::ServerError(502)) => {
             return Ok(render(
@@ -350,7 +378,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
                     headers: Vec::new(),
                     body: None,
                 },
-                sent_ids,
+                &sent_ids,
             ));
         }
         Some(Fault::ServerError(status)) => {
@@ -360,7 +388,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
                     i64::from(status),
                     "The service is temporarily unavailable.",
                 ),
-                sent_ids,
+                &sent_ids,
             ));
         }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
@@ -371,7 +399,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
         Err(_) => {
             return Ok(render(
                 Answer::error(400, 400, "The request body could not be read."),
-                sent_ids,
+                &sent_ids,
             ));
         }
     };
@@ -385,7 +413,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
     if fault == Some(Fault::DropAfter) {
         return Err(Dropped);
     }
-    Ok(render(answer, sent_ids))
+    Ok(render(answer, &sent_ids))
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -394,6 +422,18 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn header_uuid(headers: &HeaderMap, name: &str) -> Option<Uuid> {
     header_text(headers, name).and_then(|v| Uuid::try_parse(v.trim()).ok())
+}
+
+/// The id a request sent in `name`, as the answer gives it back: a GUID (anything else is not
+/// echoed), or, when lenient, whatever was sent.
+fn sent_id(headers: &HeaderMap, name: &str, lenient: bool) -> Option<String> {
+    if lenient {
+        header_text(headers, name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    } else {
+        header_uuid(headers, name).map(|id| id.to_string())
+    }
 }
 
 /// Decides the answer to a request that reached the API (no fault, or a slow one).
@@ -422,10 +462,12 @@ fn answer(
         ));
         return answer;
     }
-    if let Some(problem) = header_problem(shared, headers) {
+    if !shared.config.lenient
+        && let Some(problem) = header_problem(shared, headers)
+    {
         return Answer::error(400, 400, problem);
     }
-    let request_id = header_uuid(headers, "ms-requestid");
+    let request_id = sent_id(headers, "ms-requestid", shared.config.lenient);
     let op = match route {
         Route::Eligibility => "eligibility",
         Route::Create => "create",
@@ -534,6 +576,7 @@ fn offered(family: &str) -> bool {
 
 fn eligibility(shared: &Shared, ledger: &Ledger, customer: Uuid, family: &str) -> Answer {
     let mut body = json!({ "customerId": customer, "productFamily": family, "isEligible": true });
+    let wrong_type = shared.config.breakage == Some(Breakage::WrongType);
     if !offered(family) {
         body["isEligible"] = json!(false);
         body["reason"] = json!(format!("No upgrade to product family {family} is offered."));
@@ -565,6 +608,9 @@ fn eligibility(shared: &Shared, ledger: &Ledger, customer: Uuid, family: &str) -
         && let Some(body) = body.as_object_mut()
     {
         body.remove("isEligible");
+    }
+    if wrong_type {
+        body["isEligible"] = json!(body["isEligible"].to_string());
     }
     Answer::json(200, body)
 }
@@ -691,6 +737,9 @@ fn status(shared: &Shared, ledger: &mut Ledger, customer: Uuid, upgrade_id: Uuid
         line["errorDetails"] = details.clone();
         body["errorDetails"] = details;
     }
+    if shared.config.breakage == Some(Breakage::MalformedDate) {
+        line["upgradedDate"] = json!("yesterday");
+    }
     body["lineItems"] = json!([line]);
     if shared.config.breakage == Some(Breakage::MissingField)
         && let Some(body) = body.as_object_mut()
@@ -713,7 +762,7 @@ fn partner_center_timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
 
 fn render(
     answer: Answer,
-    (request_id, correlation_id): (Option<Uuid>, Option<Uuid>),
+    (request_id, correlation_id): &(Option<String>, Option<String>),
 ) -> Response<Full<Bytes>> {
     let body = answer
         .body
@@ -735,9 +784,13 @@ fn render(
             headers.insert(*name, value);
         }
     }
-    let id = |sent: Option<Uuid>| {
-        HeaderValue::from_str(&sent.unwrap_or_else(Uuid::new_v4).to_string())
-            .expect("a GUID is a header value")
+    let id = |sent: &Option<String>| {
+        sent.as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .unwrap_or_else(|| {
+                HeaderValue::from_str(&Uuid::new_v4().to_string())
+                    .expect("a GUID is a header value")
+            })
     };
     headers.insert("ms-requestid", id(request_id));
     headers.insert("ms-correlationid", id(correlation_id));
@@ -782,6 +835,8 @@ mod tests {
     #[test]
     fn breakages_parse_from_their_names() {
         assert_eq!("missing-location".parse(), Ok(Breakage::MissingLocation));
+        assert_eq!("malformed-date".parse(), Ok(Breakage::MalformedDate));
+        assert_eq!("wrong-type".parse(), Ok(Breakage::WrongType));
         assert!(
             "teapot"
                 .parse::<Breakage>()

@@ -22,9 +22,15 @@ pub struct Options {
     /// Status polls an upgrade takes to finish.
     #[arg(long, default_value_t = 2)]
     pub polls: u32,
-    /// Break the contract on purpose: missing-field, missing-location, wrong-status, duplicate-on-replay.
+    /// Break the contract on purpose: missing-field, missing-location, wrong-status,
+    /// duplicate-on-replay, wrong-type, malformed-date.
     #[arg(long = "break")]
     pub breakage: Option<Breakage>,
+    /// Behave like a server written from Microsoft's pages alone: accept request and
+    /// correlation ids that are not GUIDs, any X-Locale and application name, and echo the ids as
+    /// given; still reject malformed bodies, invalid customer ids (400, 900118) and bad tokens (401).
+    #[arg(long)]
+    pub lenient: bool,
 }
 
 impl Options {
@@ -35,6 +41,7 @@ impl Options {
             faults: self.faults.clone(),
             polls_to_complete: self.polls,
             breakage: self.breakage,
+            lenient: self.lenient,
         }
     }
 }
@@ -50,6 +57,11 @@ pub fn run(options: &Options) -> Result<bool, String> {
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", options.port))?;
         println!("mock listening on {}", mock.url());
         println!("token: {}", mock.token());
+        if options.lenient {
+            println!(
+                "lenient: non-GUID request and correlation ids, any X-Locale and application name are accepted and echoed"
+            );
+        }
         println!(
             "customers: {} has no Azure subscriptions, {} fails its upgrades",
             partner_center_mock::NO_AZURE_CUSTOMER,
