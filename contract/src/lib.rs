@@ -10,6 +10,7 @@
 
 pub use jsonschema;
 
+pub mod recordings;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
