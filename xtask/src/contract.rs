@@ -2,9 +2,11 @@
 //!
 //! Runs, in order: the spec checks (project rules, openapi-spec-validator, Spectral), the
 //! freshness of the generated client's review copy, the test suite (property suite included),
-//! provider verification against the embedded mock or `--base-url`, and coverage. Prints a line as
-//! each starts, then a table; writes JSON and JUnit reports on request; exits non-zero when any
-//! check failed.
+//! provider verification against the embedded mock or `--base-url`, recorded exchanges
+//! (`openapi/recordings/published`, or `--recordings DIR`), and coverage. Prints a line as each
+//! starts, then a table with failures and warnings apart; writes JSON and JUnit reports on
+//! request; exits non-zero when any check failed. Warnings (a server accepting what only the spec
+//! forbids) fail the run only with `--strict`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,15 @@ pub struct Options {
     /// Skip checks that need a server keeping upgrade state (for example servers such as prism mock).
     #[arg(long)]
     pub stateless: bool,
+    /// Fail on warnings too: a server that accepts a request only the spec forbids (one the
+    /// documentation never says is rejected, such as a non-GUID MS-RequestId) fails, and so does
+    /// a recording of a request the spec does not allow.
+    #[arg(long)]
+    pub strict: bool,
+    /// Check the recorded exchanges (`*.json`, as `pc-upgrade --record DIR` writes them) in DIR
+    /// against the spec; repeatable. Default: openapi/recordings/published.
+    #[arg(long, value_name = "DIR")]
+    pub recordings: Vec<PathBuf>,
     /// Verify an independent `prism mock` of the spec (installed into target/tools) instead of
     /// the embedded mock; implies --stateless, since prism serves examples and keeps no state.
     #[arg(long, conflicts_with = "base_url")]
@@ -62,7 +73,7 @@ pub struct Options {
     pub no_tests: bool,
 }
 
-const STEPS: usize = 7;
+const STEPS: usize = 8;
 
 fn progress(step: usize, what: &str) {
     eprintln!("[{step}/{STEPS}] {what} ...");
@@ -140,21 +151,30 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
 
     progress(6, "provider: generated requests against the server");
     let (target, verification) = provider(root, options)?;
-    let mut row = Row::new(
+    let mut row = Row::of_cases(
         &format!("provider: {target}"),
-        verification.cases.len(),
-        verification
-            .failed()
-            .map(|c| format!("{}: {}", c.name, c.failures.join("; ")))
-            .collect(),
+        verification.cases.clone(),
         verification.elapsed,
     );
-    row.failed = verification.failed().count();
-    row.passed = verification.cases.len() - row.failed;
+    row.notes = verification
+        .left_out
+        .iter()
+        .map(|l| format!("negative left out: {l}"))
+        .collect();
     let rate = verification.cases.len() as f64 / verification.elapsed.as_secs_f64().max(1e-9);
     rows.push(row);
 
-    progress(7, "coverage");
+    progress(7, "recordings: recorded exchanges against the spec");
+    let directories = if options.recordings.is_empty() {
+        vec![root.join("openapi/recordings/published")]
+    } else {
+        options.recordings.clone()
+    };
+    for directory in directories {
+        rows.push(recordings(root, &spec_path, &directory, options.strict));
+    }
+
+    progress(8, "coverage");
     let unexercised = verification.coverage.unexercised_operations();
     let mut coverage = Row::new(
         "coverage: operations exercised",
@@ -198,15 +218,39 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         println!("JSON report: {}", path.display());
     }
     if let Some(path) = &options.junit {
-        write_junit(path, &rows, &verification)?;
+        write_junit(path, &rows)?;
         println!("JUnit report: {}", path.display());
     }
     let ok = rows.iter().all(|r| r.outcome != Outcome::Failed);
+    let warned: usize = rows.iter().map(|r| r.warned).sum();
     println!(
-        "contract: {}",
-        if ok { "all checks passed" } else { "FAILED" }
+        "contract: {}{}",
+        if ok { "all checks passed" } else { "FAILED" },
+        match warned {
+            0 => String::new(),
+            n => format!(" ({n} cases with warnings; --strict fails them)"),
+        }
     );
     Ok(ok)
+}
+
+/// Checks the recordings in `directory` against the spec: a row, a case per exchange.
+fn recordings(root: &Path, spec_path: &Path, directory: &Path, strict: bool) -> Row {
+    let shown = directory.strip_prefix(root).unwrap_or(directory);
+    let check = format!("recordings: {}", shown.display());
+    let started = Instant::now();
+    let result = contract::read_spec(spec_path)
+        .and_then(|spec| contract::recordings::check_dir(spec, directory, strict));
+    match result {
+        Ok(checked) => {
+            let mut row = Row::of_cases(&check, checked.cases, checked.elapsed);
+            if row.cases == 0 {
+                row.notes = vec![format!("no *.json recordings in {}", directory.display())];
+            }
+            row
+        }
+        Err(e) => Row::new(&check, 1, vec![e], started.elapsed()),
+    }
 }
 
 /// Runs `f` with the URL and token of an embedded mock running on its own runtime thread.
@@ -238,6 +282,9 @@ fn provider(
             seed: options.seed,
             concurrency: options.concurrency,
             stateless: options.stateless || options.prism,
+            // prism checks that a bearer token is present, not which one.
+            wrong_token: !options.prism,
+            strict: options.strict,
             ..Default::default()
         };
         let spec = contract::read_spec(&contract::spec_path())?;

@@ -1,9 +1,11 @@
-//! The contract run's report: one row a check, printed as a table.
+//! The contract run's report: one row a check, printed as a table, with failures and warnings
+//! listed apart; the same rows as JSON and JUnit (failures as `<failure>`, warnings in
+//! `<system-out>`).
 
 use std::path::Path;
 use std::time::Duration;
 
-use partner_center_contract::verify::Verification;
+use partner_center_contract::verify::{CaseResult, Verification};
 use serde_json::json;
 
 /// How one check ended.
@@ -21,12 +23,19 @@ pub struct Row {
     pub cases: usize,
     pub passed: usize,
     pub failed: usize,
+    /// Cases with a warning (and no failure counted against them in `failed`).
+    pub warned: usize,
     pub time: Duration,
     pub outcome: Outcome,
     /// What failed, one line each, printed under the table.
     pub details: Vec<String>,
+    /// What the check warns about, one line each, printed under the table apart from failures.
+    pub warnings: Vec<String>,
     /// Information printed under the table (coverage, for example).
     pub notes: Vec<String>,
+    /// One result per case, for checks made of cases (provider verification, recordings): JUnit
+    /// gets a test case each.
+    pub case_results: Vec<CaseResult>,
 }
 
 impl Row {
@@ -44,8 +53,31 @@ impl Row {
                 Outcome::Failed
             },
             details: failures,
+            warned: 0,
+            warnings: Vec::new(),
             notes: Vec::new(),
+            case_results: Vec::new(),
         }
+    }
+
+    /// A row of cases: failed and warned counted by case, a line per failed or warned case.
+    pub fn of_cases(check: &str, cases: Vec<CaseResult>, time: Duration) -> Self {
+        let line = |c: &CaseResult, what: &[String]| format!("{}: {}", c.name, what.join("; "));
+        let failures: Vec<String> = cases
+            .iter()
+            .filter(|c| !c.failures.is_empty())
+            .map(|c| line(c, &c.failures))
+            .collect();
+        let warnings: Vec<String> = cases
+            .iter()
+            .filter(|c| !c.warnings.is_empty())
+            .map(|c| line(c, &c.warnings))
+            .collect();
+        let mut row = Row::new(check, cases.len(), failures, time);
+        row.warned = warnings.len();
+        row.warnings = warnings;
+        row.case_results = cases;
+        row
     }
 
     pub fn skipped(check: &str, why: String) -> Self {
@@ -57,7 +89,10 @@ impl Row {
             time: Duration::ZERO,
             outcome: Outcome::Skipped(why),
             details: Vec::new(),
+            warned: 0,
+            warnings: Vec::new(),
             notes: Vec::new(),
+            case_results: Vec::new(),
         }
     }
 }
@@ -65,26 +100,28 @@ impl Row {
 /// Failures printed per row; the JSON report has all of them.
 const MAX_DETAILS: usize = 20;
 
-/// Renders the rows as a table followed by every failure and skip reason.
+/// Renders the rows as a table followed by every failure, warning and skip reason.
 pub fn render(rows: &[Row]) -> String {
     let width = rows.iter().map(|r| r.check.len()).max().unwrap_or(5).max(5);
     let mut out = format!(
-        "{:<width$}  {:>6}  {:>6}  {:>6}  {:>8}  result\n",
-        "check", "cases", "passed", "failed", "time"
+        "{:<width$}  {:>6}  {:>6}  {:>6}  {:>6}  {:>8}  result\n",
+        "check", "cases", "passed", "failed", "warned", "time"
     );
-    out.push_str(&format!("{}\n", "-".repeat(width + 44)));
+    out.push_str(&format!("{}\n", "-".repeat(width + 52)));
     for row in rows {
         let result = match &row.outcome {
+            Outcome::Passed if row.warned > 0 => "ok, with warnings".to_owned(),
             Outcome::Passed => "ok".to_owned(),
             Outcome::Failed => "FAILED".to_owned(),
             Outcome::Skipped(_) => "skipped".to_owned(),
         };
         out.push_str(&format!(
-            "{:<width$}  {:>6}  {:>6}  {:>6}  {:>7.2}s  {result}\n",
+            "{:<width$}  {:>6}  {:>6}  {:>6}  {:>6}  {:>7.2}s  {result}\n",
             row.check,
             row.cases,
             row.passed,
             row.failed,
+            row.warned,
             row.time.as_secs_f64()
         ));
     }
@@ -98,24 +135,31 @@ pub fn render(rows: &[Row]) -> String {
                 out.push_str(&format!("  {note}\n"));
             }
         }
-        if !row.details.is_empty() {
-            out.push_str(&format!(
-                "\n{} failures ({}):\n",
-                row.check,
-                row.details.len()
-            ));
-            for detail in row.details.iter().take(MAX_DETAILS) {
-                out.push_str(&format!("  - {detail}\n"));
-            }
-            if row.details.len() > MAX_DETAILS {
-                out.push_str(&format!(
-                    "  ... and {} more (see --report-json)\n",
-                    row.details.len() - MAX_DETAILS
-                ));
-            }
-        }
+        list(&mut out, &row.check, "failures", &row.details);
+        list(
+            &mut out,
+            &row.check,
+            "warnings (not failures; --strict fails them)",
+            &row.warnings,
+        );
     }
     out
+}
+
+fn list(out: &mut String, check: &str, what: &str, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    out.push_str(&format!("\n{check} {what} ({}):\n", lines.len()));
+    for line in lines.iter().take(MAX_DETAILS) {
+        out.push_str(&format!("  - {line}\n"));
+    }
+    if lines.len() > MAX_DETAILS {
+        out.push_str(&format!(
+            "  ... and {} more (see --report-json)\n",
+            lines.len() - MAX_DETAILS
+        ));
+    }
 }
 
 fn outcome_text(outcome: &Outcome) -> &'static str {
@@ -139,10 +183,12 @@ pub fn write_json(
             "cases": r.cases,
             "passed": r.passed,
             "failed": r.failed,
+            "warned": r.warned,
             "seconds": r.time.as_secs_f64(),
             "result": outcome_text(&r.outcome),
             "skipped_because": match &r.outcome { Outcome::Skipped(why) => Some(why), _ => None },
             "failures": r.details,
+            "warnings": r.warnings,
             "notes": r.notes,
         })).collect::<Vec<_>>(),
         "provider": {
@@ -150,9 +196,14 @@ pub fn write_json(
             "requests": verification.requests,
             "seconds": verification.elapsed.as_secs_f64(),
             "cases_per_second": cases_per_second,
+            "strict": verification.strict,
             "failed_cases": verification.failed().map(|c| json!({
                 "case": c.name, "failures": c.failures
             })).collect::<Vec<_>>(),
+            "warned_cases": verification.warned().map(|c| json!({
+                "case": c.name, "warnings": c.warnings
+            })).collect::<Vec<_>>(),
+            "negatives_left_out": verification.left_out,
         },
         "coverage": verification.coverage.lines(),
         "passed": rows.iter().all(|r| r.outcome != Outcome::Failed),
@@ -168,30 +219,27 @@ fn xml(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Writes a JUnit XML report: one test suite a check, one test case per provider case.
-pub fn write_junit(path: &Path, rows: &[Row], verification: &Verification) -> Result<(), String> {
+/// Writes a JUnit XML report: one test suite a check, one test case per case of a check made
+/// of cases (provider verification, recordings), else one for the check. Failures are
+/// `<failure>`; warnings go to the test case's `<system-out>`, one `warning:` line each.
+pub fn write_junit(path: &Path, rows: &[Row]) -> Result<(), String> {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo xtask contract\">\n",
     );
     for row in rows {
-        let provider = row.check.starts_with("provider:");
-        let tests = if provider {
-            verification.cases.len()
+        let by_case = !row.case_results.is_empty();
+        let (tests, failures) = if by_case {
+            (row.case_results.len(), row.failed)
         } else {
-            1
-        };
-        let failures = if provider {
-            row.failed
-        } else {
-            usize::from(row.outcome == Outcome::Failed)
+            (1, usize::from(row.outcome == Outcome::Failed))
         };
         out.push_str(&format!(
             "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">\n",
             xml(&row.check),
             row.time.as_secs_f64()
         ));
-        if provider {
-            for case in &verification.cases {
+        if by_case {
+            for case in &row.case_results {
                 out.push_str(&format!(
                     "    <testcase name=\"{}\" time=\"{:.4}\">",
                     xml(&case.name),
@@ -203,6 +251,7 @@ pub fn write_junit(path: &Path, rows: &[Row], verification: &Verification) -> Re
                         xml(&case.failures.join("; "))
                     ));
                 }
+                system_out(&mut out, &case.warnings);
                 out.push_str("</testcase>\n");
             }
         } else {
@@ -217,12 +266,24 @@ pub fn write_junit(path: &Path, rows: &[Row], verification: &Verification) -> Re
                 }
                 Outcome::Passed => {}
             }
+            system_out(&mut out, &row.warnings);
             out.push_str("</testcase>\n");
         }
         out.push_str("  </testsuite>\n");
     }
     out.push_str("</testsuites>\n");
     std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn system_out(out: &mut String, warnings: &[String]) {
+    if warnings.is_empty() {
+        return;
+    }
+    out.push_str("<system-out>");
+    for warning in warnings {
+        out.push_str(&format!("warning: {}\n", xml(warning)));
+    }
+    out.push_str("</system-out>");
 }
 
 #[cfg(test)]
@@ -245,5 +306,65 @@ mod tests {
         assert!(text.contains("FAILED"));
         assert!(text.contains("- GET /x has no summary"));
         assert!(text.contains("spectral skipped: npm is not installed"));
+    }
+
+    fn case(name: &str, failures: &[&str], warnings: &[&str]) -> CaseResult {
+        CaseResult {
+            name: name.into(),
+            failures: failures.iter().map(|f| f.to_string()).collect(),
+            warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            elapsed: Duration::from_millis(1),
+        }
+    }
+
+    fn cases() -> Row {
+        Row::of_cases(
+            "provider: a server",
+            vec![
+                case("ok case", &[], &[]),
+                case("lenient case", &[], &["accepted <this>"]),
+                case("broken case", &["lacks Location"], &["accepted that"]),
+            ],
+            Duration::from_millis(3),
+        )
+    }
+
+    #[test]
+    fn warnings_are_counted_and_listed_apart_from_failures() {
+        let row = cases();
+        assert_eq!(
+            (row.cases, row.passed, row.failed, row.warned),
+            (3, 2, 1, 2)
+        );
+        assert_eq!(row.outcome, Outcome::Failed);
+
+        let text = render(&[row]);
+        let failures = text.find("provider: a server failures (1):").unwrap();
+        let warnings = text.find("provider: a server warnings").unwrap();
+        assert!(failures < warnings);
+        assert!(text.contains("  - broken case: lacks Location\n"));
+        assert!(text.contains("  - lenient case: accepted <this>\n"));
+
+        let only_warnings = Row::of_cases(
+            "recordings: x",
+            vec![case("a.json", &[], &["odd request"])],
+            Duration::ZERO,
+        );
+        assert_eq!(only_warnings.outcome, Outcome::Passed);
+        assert!(render(&[only_warnings]).contains("ok, with warnings"));
+    }
+
+    #[test]
+    fn junit_reports_failures_as_failures_and_warnings_as_output() {
+        let path = std::env::temp_dir().join(format!("junit-{}.xml", std::process::id()));
+        write_junit(&path, &[cases()]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        assert!(text.contains("tests=\"3\" failures=\"1\""));
+        assert_eq!(text.matches("<failure ").count(), 1);
+        assert!(text.contains("<failure message=\"lacks Location\"/>"));
+        assert!(text.contains("<system-out>warning: accepted &lt;this&gt;\n</system-out>"));
+        assert_eq!(text.matches("<system-out>").count(), 2);
     }
 }
