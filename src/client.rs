@@ -11,6 +11,7 @@ use crate::generated::{self, types};
 use crate::ids::{CorrelationId, RequestId, UpgradeId};
 use crate::location::{LocationError, upgrade_id_from_location};
 use crate::model::{Eligibility, Upgrade, UpgradeRequest};
+use crate::record::Recorder;
 use crate::retry::{Decision, Failure, RetryPolicy, jitter};
 use crate::transport::{self, CallContext, CallIds, Response};
 
@@ -29,6 +30,14 @@ pub enum BuildError {
     /// The application name is empty, longer than 256 characters, or holds control characters.
     #[error("the application name must be 1 to 256 characters, without control characters")]
     ApplicationName,
+    /// The directory for recordings could not be created.
+    #[error("cannot record exchanges in {path}: {reason}")]
+    Record {
+        /// The directory.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The HTTP client could not be set up (TLS roots, for example).
     #[error("the HTTP client could not be set up: {0}")]
     Http(String),
@@ -43,9 +52,18 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     timeout: Duration,
     retry: RetryPolicy,
+    record: Option<std::path::PathBuf>,
 }
 
 impl ClientBuilder {
+    /// Writes every exchange (request and answer, headers and bodies, with `Authorization` and
+    /// anything token-like removed) as one JSON file into `dir`, for
+    /// `cargo xtask contract --recordings DIR` to check against the spec.
+    pub fn record_exchanges(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.record = Some(dir.into());
+        self
+    }
+
     /// How failed calls are retried (default [`RetryPolicy::default`]; [`RetryPolicy::none`]
     /// switches retries off).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
@@ -94,6 +112,17 @@ impl ClientBuilder {
                 false => Err(BuildError::ApplicationName),
             })
             .transpose()?;
+        let recorder = self
+            .record
+            .map(|dir| {
+                Recorder::new(&dir)
+                    .map(Arc::new)
+                    .map_err(|e| BuildError::Record {
+                        path: dir.display().to_string(),
+                        reason: e.to_string(),
+                    })
+            })
+            .transpose()?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls_config()?)
             .connect_timeout(self.connect_timeout)
@@ -109,6 +138,7 @@ impl ClientBuilder {
             .map_err(|e| BuildError::Http(e.to_string()))?;
         Ok(Client {
             shared: Arc::new(Shared {
+                recorder,
                 http,
                 base_url: self.base_url,
                 tokens: self.tokens,
@@ -153,7 +183,24 @@ fn tls_config() -> Result<rustls::ClientConfig, BuildError> {
     Ok(config)
 }
 
+/// Whether a call's answer was cut off at [`crate::MAX_ANSWER_BYTES`] (set by the transport).
+struct TooLarge(Arc<std::sync::atomic::AtomicBool>);
+
+impl TooLarge {
+    /// A failure to read a cut-off answer is that it was too large, whatever failed after.
+    fn check(&self, mut error: Error) -> Error {
+        if self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            error.kind = ErrorKind::AnswerTooLarge;
+            error.sent = crate::Sent::Yes;
+            error.detail = None;
+            error.body = None;
+        }
+        error
+    }
+}
+
 struct Shared {
+    recorder: Option<Arc<Recorder>>,
     http: reqwest::Client,
     base_url: BaseUrl,
     tokens: Arc<dyn TokenProvider>,
@@ -197,7 +244,14 @@ impl Client {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
+            record: None,
         }
+    }
+
+    /// The first recording that could not be written, if any: recording never fails a call, so
+    /// a caller that asked for recordings should check this at the end.
+    pub fn recording_error(&self) -> Option<String> {
+        self.shared.recorder.as_ref().and_then(|r| r.first_error())
     }
 
     /// The base URL calls go to.
@@ -274,7 +328,7 @@ impl Client {
         operation: Operation,
         request: &UpgradeRequest,
         ids: CallIds,
-    ) -> Result<(generated::Client, types::ProductUpgradeRequest), Error> {
+    ) -> Result<(generated::Client, types::ProductUpgradeRequest, TooLarge), Error> {
         let body = request.to_wire().map_err(|detail| {
             Error::before_send(operation, ErrorKind::InvalidInput, ids).with_detail(detail)
         })?;
@@ -284,13 +338,18 @@ impl Client {
             .token()
             .await
             .map_err(|e| Error::before_send(operation, ErrorKind::Auth, ids).with_source(e))?;
-        let context = CallContext::new(&token, self.shared.base_url.origin().clone());
+        let context = CallContext::new(
+            &token,
+            self.shared.base_url.origin().clone(),
+            self.shared.recorder.clone(),
+        );
+        let too_large = TooLarge(context.too_large_flag());
         let client = generated::Client::new_with_client(
             self.shared.base_url.as_str(),
             self.shared.http.clone(),
             context,
         );
-        Ok((client, body))
+        Ok((client, body, too_large))
     }
 
     /// Checks whether the customer can be upgraded, and whether an upgrade already exists.
@@ -308,7 +367,7 @@ impl Client {
         ids: CallIds,
     ) -> Result<Response<Eligibility>, Error> {
         let operation = Operation::CheckEligibility;
-        let (client, body) = self.prepare(operation, request, ids).await?;
+        let (client, body, too_large) = self.prepare(operation, request, ids).await?;
         let shared = &self.shared;
         match client
             .check_eligibility(
@@ -323,7 +382,7 @@ impl Client {
             .await
         {
             Ok(value) => Ok(transport::response(value, ids).map(Eligibility::from)),
-            Err(e) => Err(Error::from_generated(operation, ids, e).await),
+            Err(e) => Err(too_large.check(Error::from_generated(operation, ids, e).await)),
         }
     }
 
@@ -345,7 +404,7 @@ impl Client {
         ids: CallIds,
     ) -> Result<Response<UpgradeId>, Error> {
         let operation = Operation::CreateUpgrade;
-        let (client, body) = self.prepare(operation, request, ids).await?;
+        let (client, body, too_large) = self.prepare(operation, request, ids).await?;
         let shared = &self.shared;
         let answer = match client
             .create_upgrade(
@@ -360,7 +419,7 @@ impl Client {
             .await
         {
             Ok(value) => value,
-            Err(e) => return Err(Error::from_generated(operation, ids, e).await),
+            Err(e) => return Err(too_large.check(Error::from_generated(operation, ids, e).await)),
         };
         let location = match answer.headers().get(reqwest::header::LOCATION) {
             None => Err(LocationError::Missing),
@@ -403,7 +462,7 @@ impl Client {
         ids: CallIds,
     ) -> Result<Response<Upgrade>, Error> {
         let operation = Operation::GetUpgradeStatus;
-        let (client, body) = self.prepare(operation, request, ids).await?;
+        let (client, body, too_large) = self.prepare(operation, request, ids).await?;
         let shared = &self.shared;
         match client
             .get_upgrade_status(
@@ -419,7 +478,7 @@ impl Client {
             .await
         {
             Ok(value) => Ok(transport::response(value, ids).map(Upgrade::from)),
-            Err(e) => Err(Error::from_generated(operation, ids, e).await),
+            Err(e) => Err(too_large.check(Error::from_generated(operation, ids, e).await)),
         }
     }
 }

@@ -75,6 +75,8 @@ pub enum ErrorKind {
     /// The server answered with a success status but the answer cannot be understood (a body
     /// that does not match the spec, a missing `Location`, an undocumented success status).
     InvalidResponse,
+    /// The answer was longer than [`crate::MAX_ANSWER_BYTES`]; it was cut off and not used.
+    AnswerTooLarge,
     /// An upgrade did not finish before the wait's deadline; it goes on at Partner Center.
     Deadline,
 }
@@ -324,6 +326,14 @@ impl fmt::Display for Error {
             (ErrorKind::Timeout, _) => f.write_str("timed out")?,
             (ErrorKind::Transport, _) => f.write_str("the connection failed")?,
             (ErrorKind::Deadline, _) => f.write_str("the wait ran out")?,
+            (ErrorKind::AnswerTooLarge, _) => write!(
+                f,
+                "the answer{} was longer than {} bytes and was not read",
+                self.status
+                    .map(|s| format!(" (HTTP {s})"))
+                    .unwrap_or_default(),
+                crate::transport::MAX_ANSWER_BYTES
+            )?,
             (_, _) => f.write_str("the answer cannot be understood")?,
         }
         if let Some(e) = &self.service_error {

@@ -37,6 +37,7 @@ mod generated;
 mod ids;
 mod location;
 mod model;
+mod record;
 mod retry;
 mod status;
 mod transport;
@@ -56,7 +57,7 @@ pub use model::{
 };
 pub use retry::{Decision, Failure, GiveUpReason, RetryPolicy};
 pub use status::UpgradeStatus;
-pub use transport::{Response, parse_retry_after};
+pub use transport::{MAX_ANSWER_BYTES, Response, parse_retry_after};
 
 /// The generated wire types, exactly as the spec defines them (feature `wire`).
 ///

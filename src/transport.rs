@@ -9,20 +9,31 @@ use futures_util::StreamExt;
 use progenitor_client::{ClientHooks, OperationInfo, ResponseValue};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::auth::AccessToken;
 use crate::error::{Error, ErrorKind, Operation, RequestIds, Sent};
 use crate::generated::{self, types};
 use crate::ids::{CorrelationId, RequestId};
+use crate::record::{Recorder, SentRequest};
 
 /// The largest error body kept; Partner Center's error descriptions are at most 1024 characters.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// What the generated client carries for one call: the `Authorization` value and the only
-/// origin it may be sent to.
+/// The largest answer read at all. The largest real answer is a status with one line item per
+/// subscription: a few KiB. Anything past this is cut off and the call fails with
+/// [`ErrorKind::AnswerTooLarge`], so an endless body cannot exhaust memory.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the generated client carries for one call: the `Authorization` value, the only
+/// origin it may be sent to, where to record the exchange, and whether the answer was cut off.
 #[derive(Clone)]
 pub struct CallContext {
     authorization: HeaderValue,
-    origin: std::sync::Arc<Origin>,
+    origin: Arc<Origin>,
+    recorder: Option<Arc<Recorder>>,
+    too_large: Arc<AtomicBool>,
 }
 
 /// Scheme, host and port, compared without allocating (a call checks it once).
@@ -50,11 +61,22 @@ impl Origin {
 }
 
 impl CallContext {
-    pub(crate) fn new(token: &AccessToken, origin: std::sync::Arc<Origin>) -> Self {
+    pub(crate) fn new(
+        token: &AccessToken,
+        origin: Arc<Origin>,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Self {
         Self {
             authorization: token.header_value().clone(),
             origin,
+            recorder,
+            too_large: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Set when this call's answer was longer than [`MAX_ANSWER_BYTES`] and was cut off.
+    pub(crate) fn too_large_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.too_large)
     }
 
     /// Prepares a request the generated code built: removes progenitor's `api-version` header
@@ -92,6 +114,62 @@ impl ClientHooks<CallContext> for generated::Client {
         progenitor_client::ClientInfo::inner(self).prepare(request);
         Ok(())
     }
+
+    /// Sends the request and reads the whole answer here, at most [`MAX_ANSWER_BYTES`] of it
+    /// (the generated code would read any length), recording the exchange when asked; the
+    /// generated code then decodes the bytes read.
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let context = progenitor_client::ClientInfo::inner(self);
+        let sent = context.recorder.as_ref().map(|_| SentRequest::of(&request));
+        let response = progenitor_client::ClientInfo::client(self)
+            .execute(request)
+            .await?;
+        let status = response.status();
+        let version = response.version();
+        let headers = response.headers().clone();
+        let (body, cut) = read_bounded(response.bytes_stream(), MAX_ANSWER_BYTES).await?;
+        if cut {
+            context.too_large.store(true, Ordering::Relaxed);
+        }
+        if let (Some(recorder), Some(sent)) = (&context.recorder, sent) {
+            let secret = String::from_utf8_lossy(context.authorization.as_bytes());
+            recorder.write(
+                info.operation_id,
+                sent,
+                status.as_u16(),
+                &headers,
+                &body,
+                &secret,
+            );
+        }
+        let mut answer = http::Response::new(body);
+        *answer.status_mut() = status;
+        *answer.version_mut() = version;
+        *answer.headers_mut() = headers;
+        Ok(reqwest::Response::from(answer))
+    }
+}
+
+/// Reads at most `limit` bytes of a body; the flag says whether more was coming.
+async fn read_bounded<S>(mut stream: S, limit: usize) -> Result<(Bytes, bool), reqwest::Error>
+where
+    S: futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body.freeze(), true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body.freeze(), false))
 }
 
 /// A successful answer: the value and the ids it was processed under.
@@ -373,21 +451,14 @@ impl Error {
     }
 }
 
-/// Reads a body, keeping at most [`MAX_ERROR_BODY`] bytes.
-async fn read_capped<S>(mut stream: S) -> Result<Bytes, reqwest::Error>
+/// Reads an error body, keeping at most [`MAX_ERROR_BODY`] bytes.
+async fn read_capped<S>(stream: S) -> Result<Bytes, reqwest::Error>
 where
     S: futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin,
 {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        let room = MAX_ERROR_BODY - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == MAX_ERROR_BODY {
-            break;
-        }
-    }
-    Ok(body.freeze())
+    read_bounded(stream, MAX_ERROR_BODY)
+        .await
+        .map(|(body, _)| body)
 }
 
 fn describe_body(body: &[u8], content_type: Option<&str>) -> String {
@@ -428,7 +499,7 @@ mod tests {
         let token = AccessToken::new("secret-token").unwrap();
         let origin =
             Origin::of(&url::Url::parse("https://api.partnercenter.microsoft.com").unwrap());
-        let context = CallContext::new(&token, std::sync::Arc::new(origin));
+        let context = CallContext::new(&token, std::sync::Arc::new(origin), None);
 
         let request = |url: &str, headers: &[(&str, &str)]| {
             let mut request =

@@ -72,6 +72,10 @@ struct Global {
     /// How long one HTTP request may take, e.g. 60s
     #[arg(long, global = true, default_value = "60s", value_parser = humantime::parse_duration)]
     request_timeout: Duration,
+    /// Write every exchange (without Authorization or anything token-like) as a JSON file into
+    /// DIR, for `cargo xtask contract --recordings DIR`
+    #[arg(long, global = true, value_name = "DIR")]
+    record: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -177,6 +181,9 @@ fn build_client(global: &Global) -> Result<Client, String> {
     if let Some(locale) = &global.locale {
         builder = builder.locale(locale);
     }
+    if let Some(dir) = &global.record {
+        builder = builder.record_exchanges(dir);
+    }
     builder.build().map_err(|e| e.to_string())
 }
 
@@ -199,7 +206,11 @@ async fn run(client: Client, command: Command, output: Output) -> u8 {
             upgrade(&client, target, wait, &options, output).await
         }
     };
-    result.unwrap_or_else(|error| report_error(&error, output))
+    let code = result.unwrap_or_else(|error| report_error(&error, output));
+    if let Some(problem) = client.recording_error() {
+        eprintln!("warning: some exchanges were not recorded: {problem}");
+    }
+    code
 }
 
 fn report_error(error: &Error, output: Output) -> u8 {

@@ -337,3 +337,58 @@ async fn a_wait_that_runs_out_exits_6_and_the_upgrade_goes_on() {
     );
     assert_eq!(mock.upgrades_created(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_writes_every_exchange_without_the_token_and_the_recordings_conform() {
+    // A token shaped like a real one, with a distinctive signature part to look for.
+    let token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZWNvcmQtdGVzdCJ9.c2lnbmF0dXJlLXNlY3JldC1wYXJ0";
+    let mock = mock_with(MockConfig {
+        token: token.into(),
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("pc-upgrade-record-{}", uuid::Uuid::new_v4()));
+    let id = customer();
+
+    let output = pc_upgrade(
+        &mock,
+        Some(token),
+        &[
+            "--record",
+            dir.to_str().unwrap(),
+            "upgrade",
+            "--customer",
+            &id,
+            "--wait",
+            "--poll-interval",
+            "20ms",
+        ],
+    )
+    .await;
+
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    // Eligibility, create, and at least two polls (the mock completes on the second).
+    assert!(files.len() >= 4, "{files:?}");
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for secret in [token, "c2lnbmF0dXJlLXNlY3JldC1wYXJ0", "Bearer"] {
+            assert!(
+                !text.contains(secret),
+                "{} holds {secret:?}",
+                file.display()
+            );
+        }
+        assert!(!text.to_ascii_lowercase().contains("\"authorization\""));
+    }
+    let checked =
+        partner_center_contract::recordings::check_dir(crate::support::spec::spec(), &dir, true)
+            .unwrap();
+    assert_eq!(checked.cases.len(), files.len());
+    let failed: Vec<_> = checked.failed().collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
