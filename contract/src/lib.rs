@@ -135,11 +135,15 @@ pub fn validator(spec: &Value, schema: &Value) -> jsonschema::Validator {
         .unwrap_or_else(|e| panic!("schema does not compile: {e}"))
 }
 
-/// Every error the validator finds, one per line with the JSON path it concerns.
+/// Every error the validator finds, one per line with the JSON path it concerns (none for the
+/// value itself).
 pub fn violations(validator: &jsonschema::Validator, instance: &Value) -> Vec<String> {
     validator
         .iter_errors(instance)
-        .map(|e| format!("at {}: {e}", e.instance_path()))
+        .map(|e| match e.instance_path().to_string() {
+            path if path.is_empty() => e.to_string(),
+            path => format!("at {path}: {e}"),
+        })
         .collect()
 }
 

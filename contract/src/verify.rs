@@ -700,7 +700,7 @@ impl Contract {
                 Some(value) => {
                     for violation in header_violations(&parameter.validator, &value) {
                         found.push(format!(
-                            "{} parameter {} {value:?} {violation}",
+                            "{} parameter {}: {violation}",
                             parameter.location, parameter.name
                         ));
                     }
@@ -1713,7 +1713,7 @@ mod tests {
             Some(false),
         ));
         assert_eq!(found.len(), 3, "{found:#?}");
-        assert!(found[0].contains("header parameter MS-RequestId \"nope\""));
+        assert!(found[0].contains("header parameter MS-RequestId: \"nope\""));
         assert!(found[1].starts_with("body "));
         assert!(found[2].starts_with("no credentials"));
         let upgrade = contract.request_violations(&request(
@@ -1724,7 +1724,7 @@ mod tests {
             None,
         ));
         assert!(
-            upgrade[0].contains("path parameter upgradeId \"eligibility\""),
+            upgrade[0].contains("path parameter upgradeId: \"eligibility\""),
             "{upgrade:?}"
         );
         let get =

@@ -62,7 +62,14 @@ impl Row {
 
     /// A row of cases: failed and warned counted by case, a line per failed or warned case.
     pub fn of_cases(check: &str, cases: Vec<CaseResult>, time: Duration) -> Self {
-        let line = |c: &CaseResult, what: &[String]| format!("{}: {}", c.name, what.join("; "));
+        // Recordings' messages already start with the case's name (its file name).
+        let line = |c: &CaseResult, what: &[String]| {
+            let text = what.join("; ");
+            match text.starts_with(&format!("{}: ", c.name)) {
+                true => text,
+                false => format!("{}: {text}", c.name),
+            }
+        };
         let failures: Vec<String> = cases
             .iter()
             .filter(|c| !c.failures.is_empty())
