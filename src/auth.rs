@@ -24,7 +24,11 @@ impl AccessToken {
         if trimmed.is_empty() {
             return Err(AuthError::new("the access token is empty"));
         }
-        if trimmed.len() > 7 && trimmed[..7].eq_ignore_ascii_case("bearer ") {
+        // Compared by characters, not bytes: a token pasted from a web page may have a
+        // multi-byte character (a non-breaking space) where the space would be.
+        let mut chars = trimmed.chars();
+        let scheme: String = chars.by_ref().take(6).collect();
+        if scheme.eq_ignore_ascii_case("bearer") && chars.next().is_some_and(char::is_whitespace) {
             return Err(AuthError::new(
                 "the access token starts with \"Bearer \": pass the token alone, the client adds the scheme",
             ));
@@ -146,11 +150,30 @@ mod tests {
             "tök",
             "\"abc\"",
             "===",
+            "Bearer\u{a0}abc.def",
+            "bearer\tabc.def",
+            "Bearé abc",
+            "ü",
         ] {
             let err = AccessToken::new(bad).unwrap_err();
             if !bad.trim().is_empty() {
                 assert!(!err.to_string().contains(bad.trim()), "{err}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_a_user_can_paste_panics_or_reaches_a_message(
+            prefix in proptest::sample::select(vec!["", "Bearer ", "Bearer\u{a0}", "bearer\t", "BEARER", " \u{a0}"]),
+            token in "\\PC{12,40}",
+        ) {
+            let input = format!("{prefix}{token}");
+            let shown = match AccessToken::new(input.clone()) {
+                Ok(token) => format!("{token:?} {:?}", StaticToken(token.clone())),
+                Err(e) => format!("{e} {e:?}"),
+            };
+            proptest::prop_assert!(!shown.contains(token.trim()), "{shown}");
         }
     }
 }

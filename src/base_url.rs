@@ -48,11 +48,30 @@ pub struct BaseUrl {
     origin: std::sync::Arc<crate::transport::Origin>,
 }
 
+/// The URL text with any `user:password@` part replaced, so that an error never echoes a
+/// password.
+fn without_userinfo(value: &str) -> String {
+    let Some(start) = value.find("://").map(|i| i + 3) else {
+        return value.to_owned();
+    };
+    let authority_end = value[start..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |i| start + i);
+    match value[start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}<userinfo removed>{}",
+            &value[..start],
+            &value[start + at..]
+        ),
+        None => value.to_owned(),
+    }
+}
+
 impl BaseUrl {
     /// Parses and validates a base URL. A trailing slash is dropped.
     pub fn parse(value: &str) -> Result<Self, BaseUrlError> {
         let refuse = |reason| BaseUrlError {
-            value: value.chars().take(200).collect(),
+            value: without_userinfo(value).chars().take(200).collect(),
             reason,
         };
         let url = Url::parse(value.trim()).map_err(|_| refuse("it is not an absolute URL"))?;
@@ -84,6 +103,17 @@ impl BaseUrl {
         }
         let origin = std::sync::Arc::new(crate::transport::Origin::of(&url));
         Ok(Self { url, text, origin })
+    }
+
+    /// True for a loopback host (`localhost`, 127.0.0.0/8, `::1`): the only hosts plain http may
+    /// go to, and hosts no proxy is ever used for.
+    pub fn is_loopback(&self) -> bool {
+        match self.url.host() {
+            Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+            Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+            None => false,
+        }
     }
 
     /// The base URL without a trailing slash, ready to have `/v1/...` appended.
@@ -175,6 +205,20 @@ mod tests {
         ] {
             let err = BaseUrl::parse(input).unwrap_err();
             assert!(err.to_string().contains(reason), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_never_echoed() {
+        for input in [
+            "https://user:hunter2secret@api.partnercenter.microsoft.com",
+            "http://user:hunter2secret@10.0.0.1/x",
+            "https://:hunter2secret@127.0.0.1:8080",
+            "https://a@b:hunter2secret@127.0.0.1",
+        ] {
+            let err = BaseUrl::parse(input).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2secret"), "{shown}");
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum BuildError {
     /// The application name is empty, longer than 256 characters, or holds control characters.
     #[error("the application name must be 1 to 256 characters, without control characters")]
     ApplicationName,
+    /// A timeout of zero: every call would fail after being sent.
+    #[error("timeouts must be longer than zero")]
+    Timeout,
     /// The directory for recordings could not be created.
     #[error("cannot record exchanges in {path}: {reason}")]
     Record {
@@ -123,7 +126,18 @@ impl ClientBuilder {
                     })
             })
             .transpose()?;
-        let http = reqwest::Client::builder()
+        if self.timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(BuildError::Timeout);
+        }
+        let mut http = reqwest::Client::builder();
+        // A proxy named by HTTP_PROXY or ALL_PROXY would receive a loopback call's token in plain
+        // text, so loopback is never proxied. An https base URL may go through the environment's
+        // proxy (corporate networks need it): the proxy sees only the host in CONNECT, and the
+        // token travels inside TLS to the configured origin.
+        if self.base_url.is_loopback() {
+            http = http.no_proxy();
+        }
+        let http = http
             .tls_backend_preconfigured(tls_config()?)
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
@@ -287,10 +301,14 @@ impl Client {
         let started = std::time::Instant::now();
         let policy = &self.shared.retry;
         let mut attempts = 1;
+        // The most any attempt may have reached: an earlier attempt may have acted at Partner
+        // Center even when the last one could not connect.
+        let mut reached = crate::Sent::No;
         loop {
             match attempt(ids).await {
                 Ok(response) => return Ok(response.with_attempts(attempts)),
                 Err(mut error) => {
+                    reached = reached.max(error.sent);
                     let decision = policy.decide(
                         Failure::of(&error),
                         attempts,
@@ -305,6 +323,7 @@ impl Client {
                         }
                         Decision::GiveUp(_) => {
                             error.attempts = attempts;
+                            error.sent = reached;
                             return Err(error);
                         }
                     }
@@ -381,7 +400,26 @@ impl Client {
             )
             .await
         {
-            Ok(value) => Ok(transport::response(value, ids).map(Eligibility::from)),
+            Ok(value) => {
+                let response = transport::response(value, ids).map(Eligibility::from);
+                let answer = response.value();
+                if answer.customer_id != request.customer_id
+                    || !answer.product_family.same_as(&request.product_family)
+                {
+                    return Err(Error::mismatch(
+                        operation,
+                        &response,
+                        format!(
+                            "the answer is about customer {} and family {:?}, not the {} and {:?} asked about",
+                            answer.customer_id,
+                            crate::error::printable(&answer.product_family.to_string()),
+                            request.customer_id,
+                            request.product_family.as_str()
+                        ),
+                    ));
+                }
+                Ok(response)
+            }
             Err(e) => Err(too_large.check(Error::from_generated(operation, ids, e).await)),
         }
     }
@@ -421,27 +459,24 @@ impl Client {
             Ok(value) => value,
             Err(e) => return Err(too_large.check(Error::from_generated(operation, ids, e).await)),
         };
-        let location = match answer.headers().get(reqwest::header::LOCATION) {
-            None => Err(LocationError::Missing),
-            Some(value) => value
+        let mut locations = answer.headers().get_all(reqwest::header::LOCATION).iter();
+        let location = match (locations.next(), locations.count()) {
+            (None, _) => Err(LocationError::Missing),
+            (Some(value), 0) => value
                 .to_str()
                 .map_err(|_| LocationError::NotText)
                 .and_then(upgrade_id_from_location),
+            (Some(_), more) => Err(LocationError::Several(more + 1)),
         };
         let response = transport::response(answer, ids);
         match location {
             Ok(upgrade_id) => Ok(response.map(|()| upgrade_id)),
-            Err(e) => {
-                let mut error = Error::new(operation, ErrorKind::InvalidResponse, crate::Sent::Yes)
-                    .with_detail(
-                        "the upgrade was probably created; check eligibility to find its id",
-                    )
-                    .with_source(e);
-                error.status = Some(response.status());
-                error.request_id = crate::RequestIds::request_id(&response);
-                error.correlation_id = crate::RequestIds::correlation_id(&response);
-                Err(error)
-            }
+            Err(e) => Err(Error::mismatch(
+                operation,
+                &response,
+                "the upgrade was probably created; check eligibility to find its id",
+            )
+            .with_source(e)),
         }
     }
 
@@ -477,7 +512,20 @@ impl Client {
             )
             .await
         {
-            Ok(value) => Ok(transport::response(value, ids).map(Upgrade::from)),
+            Ok(value) => {
+                let response = transport::response(value, ids).map(Upgrade::from);
+                if response.value().id != upgrade_id {
+                    return Err(Error::mismatch(
+                        operation,
+                        &response,
+                        format!(
+                            "the answer is the status of upgrade {}, not of {upgrade_id}",
+                            response.value().id
+                        ),
+                    ));
+                }
+                Ok(response)
+            }
             Err(e) => Err(too_large.check(Error::from_generated(operation, ids, e).await)),
         }
     }

@@ -63,8 +63,12 @@ pub enum ErrorKind {
     InvalidInput,
     /// The token provider gave no token (nothing was sent).
     Auth,
-    /// No connection could be made (nothing was sent).
+    /// No connection could be made (nothing was sent): refused, unreachable, or a name that
+    /// does not resolve; the message says which.
     Connect,
+    /// The TLS handshake failed, for example an untrusted or expired certificate (nothing was
+    /// sent). Never retried: the same server presents the same certificate.
+    Tls,
     /// The request or the answer took longer than the timeout (the server may have acted).
     Timeout,
     /// The connection failed while the request or answer was under way.
@@ -82,7 +86,10 @@ pub enum ErrorKind {
 }
 
 /// Whether the request reached the server: what decides if retrying could repeat its effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Ordered from `No` to `Yes`: an error after several attempts reports the most any attempt
+/// may have reached, since an earlier attempt may have acted even if the last never connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Sent {
     /// Nothing left this process, or no connection was made.
@@ -223,6 +230,21 @@ impl Error {
         }
     }
 
+    /// A success answer that cannot be used: it names something other than what was asked, or
+    /// lacks what the operation needs.
+    pub(crate) fn mismatch<T>(
+        operation: Operation,
+        response: &crate::Response<T>,
+        detail: impl Into<String>,
+    ) -> Self {
+        let mut error = Error::new(operation, ErrorKind::InvalidResponse, Sent::Yes);
+        error.status = Some(response.status());
+        error.request_id = RequestIds::request_id(response);
+        error.correlation_id = RequestIds::correlation_id(response);
+        error.ms_cv = response.ms_cv().map(str::to_owned);
+        error.with_detail(detail)
+    }
+
     pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
@@ -246,7 +268,8 @@ impl Error {
         self.kind
     }
 
-    /// Whether the request reached the server.
+    /// Whether the request reached the server, on any attempt: after retries, the most any
+    /// attempt may have reached, not only the last one's.
     pub fn sent(&self) -> Sent {
         self.sent
     }
@@ -323,6 +346,7 @@ impl fmt::Display for Error {
             (ErrorKind::InvalidInput, _) => f.write_str("invalid input")?,
             (ErrorKind::Auth, _) => f.write_str("no access token")?,
             (ErrorKind::Connect, _) => f.write_str("could not connect")?,
+            (ErrorKind::Tls, _) => f.write_str("the TLS handshake failed")?,
             (ErrorKind::Timeout, _) => f.write_str("timed out")?,
             (ErrorKind::Transport, _) => f.write_str("the connection failed")?,
             (ErrorKind::Deadline, _) => f.write_str("the wait ran out")?,
@@ -340,14 +364,14 @@ impl fmt::Display for Error {
             write!(
                 f,
                 ": Partner Center error {}: {}",
-                e.code,
-                cut(&e.description, 1024)
+                printable(&cut(&e.code.to_string(), 64)),
+                printable(&cut(&e.description, 1024))
             )?;
         } else if let Some(t) = &self.throttling {
-            write!(f, ": {}", cut(&t.message, 1024))?;
+            write!(f, ": {}", printable(&cut(&t.message, 1024)))?;
         }
         if let Some(detail) = &self.detail {
-            write!(f, ": {detail}")?;
+            write!(f, ": {}", printable(detail))?;
         }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
@@ -401,6 +425,20 @@ fn http_reason(status: Option<u16>) -> String {
         .and_then(|s| s.canonical_reason())
         .map(|r| format!(" {r}"))
         .unwrap_or_default()
+}
+
+/// Server text made safe for a terminal or a log line: control characters (escape sequences,
+/// carriage returns, forged newlines) and bidirectional overrides are written as `\u{..}`.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn cut(text: &str, max_chars: usize) -> String {

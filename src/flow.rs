@@ -4,7 +4,9 @@
 //! the one under way. Dropping a future of this module at any point loses nothing — calling
 //! [`Client::upgrade_customer`] again finds the same upgrade and follows it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 
@@ -35,8 +37,13 @@ impl Default for PollOptions {
     }
 }
 
+/// The shortest wait between two polls whatever the options say: a `PollOptions` of zeros must
+/// not turn into a tight loop against a throttled API.
+pub const POLL_FLOOR: Duration = Duration::from_millis(100);
+
 /// The wait before the next poll: `Retry-After` when the answer gave one, else the interval;
-/// never below the floor, and never past the deadline.
+/// never below `min_interval` or [`POLL_FLOOR`], and never past the deadline (the last poll is
+/// made at the deadline).
 pub fn next_poll_delay(
     options: &PollOptions,
     retry_after: Option<Duration>,
@@ -45,7 +52,42 @@ pub fn next_poll_delay(
     retry_after
         .unwrap_or(options.interval)
         .max(options.min_interval)
+        .max(POLL_FLOOR)
         .min(remaining)
+}
+
+/// How starting an upgrade went: the one decision between creating an upgrade and following the
+/// one Partner Center already has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "start", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Start {
+    /// A new upgrade was created.
+    Created {
+        /// Its id.
+        upgrade_id: UpgradeId,
+    },
+    /// An upgrade was already under way (named by eligibility, or met as a `409` on create):
+    /// follow it.
+    Resumed {
+        /// Its id.
+        upgrade_id: UpgradeId,
+    },
+    /// The customer cannot be upgraded.
+    NotEligible {
+        /// Partner Center's reason.
+        reason: Option<String>,
+    },
+}
+
+impl Start {
+    /// The upgrade to follow, unless the customer is not eligible.
+    pub fn upgrade_id(&self) -> Option<UpgradeId> {
+        match self {
+            Start::Created { upgrade_id } | Start::Resumed { upgrade_id } => Some(*upgrade_id),
+            Start::NotEligible { .. } => None,
+        }
+    }
 }
 
 /// How an upgrade flow ended.
@@ -98,6 +140,8 @@ impl Client {
             if upgrade.finished().is_some() {
                 return Ok(upgrade);
             }
+            // The poll just made is the last when the deadline has passed; otherwise sleep, at
+            // most until the deadline, and poll again (so the last status is read at it).
             let remaining = options.deadline.saturating_sub(started.elapsed());
             if remaining.is_zero() {
                 return Err(deadline_error(
@@ -107,22 +151,56 @@ impl Client {
                 ));
             }
             tokio::time::sleep(next_poll_delay(options, retry_after, remaining)).await;
-            if started.elapsed() >= options.deadline {
-                return Err(deadline_error(
-                    upgrade_id,
-                    &upgrade.status,
-                    options.deadline,
-                ));
-            }
         }
     }
 
-    /// Upgrades `customer` to `family` from start to finish: checks eligibility; follows an
-    /// upgrade already under way; otherwise creates one (a 409 "already in progress" leads to
-    /// the existing upgrade, not an error) and polls it to the end.
+    /// A client for one flow: the same `MS-CorrelationId` on every call (this client's, or a
+    /// new one), so support can find a whole upgrade by one id (`openapi/ERRATA.md`, C14).
+    fn for_flow(&self) -> Client {
+        match self.correlation_id() {
+            Some(_) => self.clone(),
+            None => self.with_correlation_id(CorrelationId::new_random()),
+        }
+    }
+
+    /// Starts upgrading the customer `request` names, or finds the upgrade already under way:
+    /// the one decision behind [`Client::upgrade_customer`] and `pc-upgrade upgrade`.
     ///
-    /// One `MS-CorrelationId` spans the whole flow (the client's, or a new one). Calling it again
-    /// after a failure or a dropped future resumes the same upgrade instead of starting another.
+    /// - not eligible, and eligibility names an upgrade: [`Start::Resumed`] (it may be finished);
+    /// - not eligible, no upgrade named: [`Start::NotEligible`];
+    /// - eligible (an upgrade it names, if any, is an earlier one that ended): create one,
+    ///   [`Start::Created`]; a `409` "already in progress" is a race with another caller, and
+    ///   eligibility, asked again, names the upgrade to follow: [`Start::Resumed`].
+    ///
+    /// Every call of it shares one `MS-CorrelationId`. It keeps no state: calling it again
+    /// after any failure finds the same upgrade instead of starting another.
+    pub async fn start_upgrade(&self, request: &UpgradeRequest) -> Result<Start, Error> {
+        let client = self.for_flow();
+        let eligibility = client.check_eligibility(request).await?.into_inner();
+        match (eligibility.is_eligible, eligibility.upgrade_id) {
+            (false, Some(existing)) => Ok(Start::Resumed {
+                upgrade_id: existing,
+            }),
+            (false, None) => Ok(Start::NotEligible {
+                reason: eligibility.reason,
+            }),
+            (true, _) => match client.create_upgrade(request).await {
+                Ok(created) => Ok(Start::Created {
+                    upgrade_id: created.into_inner(),
+                }),
+                Err(conflict) if conflict.status() == Some(409) => Ok(Start::Resumed {
+                    upgrade_id: client.existing_upgrade(request, conflict).await?,
+                }),
+                Err(error) => Err(error),
+            },
+        }
+    }
+
+    /// Upgrades `customer` to `family` from start to finish: [`Client::start_upgrade`], then
+    /// [`Client::wait_for_completion`], under one `MS-CorrelationId`.
+    ///
+    /// Calling it again after a failure or a dropped future resumes the same upgrade instead of
+    /// starting another.
     pub async fn upgrade_customer(
         &self,
         customer: CustomerId,
@@ -130,28 +208,12 @@ impl Client {
         options: &PollOptions,
         mut on_status: impl FnMut(&Upgrade),
     ) -> Result<UpgradeOutcome, Error> {
-        let client = match self.correlation_id() {
-            Some(_) => self.clone(),
-            None => self.with_correlation_id(CorrelationId::new_random()),
-        };
+        let client = self.for_flow();
         let request = UpgradeRequest::new(customer, family);
-        let eligibility = client.check_eligibility(&request).await?.into_inner();
-        let (upgrade_id, resumed) = match (eligibility.is_eligible, eligibility.upgrade_id) {
-            // Not eligible because an upgrade exists: follow it (it may be finished already).
-            (false, Some(existing)) => (existing, true),
-            (false, None) => {
-                return Ok(UpgradeOutcome::NotEligible {
-                    reason: eligibility.reason,
-                });
-            }
-            // Eligible (an earlier upgrade, if named, failed): start a new one.
-            (true, _) => match client.create_upgrade(&request).await {
-                Ok(created) => (created.into_inner(), false),
-                Err(conflict) if conflict.status() == Some(409) => {
-                    (client.existing_upgrade(&request, conflict).await?, true)
-                }
-                Err(error) => return Err(error),
-            },
+        let (upgrade_id, resumed) = match client.start_upgrade(&request).await? {
+            Start::Created { upgrade_id } => (upgrade_id, false),
+            Start::Resumed { upgrade_id } => (upgrade_id, true),
+            Start::NotEligible { reason } => return Ok(UpgradeOutcome::NotEligible { reason }),
         };
         let upgrade = client
             .wait_for_completion(upgrade_id, &request, options, &mut on_status)
@@ -187,6 +249,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn options_of_zeros_still_wait_the_floor_between_polls() {
+        let zeros = PollOptions {
+            interval: Duration::ZERO,
+            min_interval: Duration::ZERO,
+            deadline: Duration::ZERO,
+        };
+        let long = Duration::from_secs(600);
+        assert_eq!(next_poll_delay(&zeros, None, long), POLL_FLOOR);
+        assert_eq!(
+            next_poll_delay(&zeros, Some(Duration::ZERO), long),
+            POLL_FLOOR
+        );
+    }
+
+    #[test]
     fn the_next_poll_follows_retry_after_within_its_floor_and_the_deadline() {
         let options = PollOptions {
             interval: Duration::from_secs(30),
@@ -198,6 +275,7 @@ mod tests {
             (None, long, 30),
             (Some(5), long, 5),
             (Some(0), long, 1),
+            (None, Duration::ZERO, 0),
             (Some(120), long, 120),
             (None, Duration::from_secs(7), 7),
             (Some(90), Duration::from_secs(20), 20),

@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 /// Why a string is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind} {input:?} is not a GUID (expected the form 4c721420-72ad-4708-a0a7-371a2f7b0969)")]
+#[error("{kind} {input:?} {reason}")]
 pub struct IdError {
     kind: &'static str,
     input: String,
+    reason: &'static str,
 }
 
 impl IdError {
@@ -28,7 +29,7 @@ impl IdError {
 }
 
 macro_rules! guid_id {
-    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+    ($(#[$doc:meta])* $name:ident, $label:literal, nil_allowed: $nil_allowed:literal) => {
         $(#[$doc])*
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -48,10 +49,18 @@ macro_rules! guid_id {
             /// Parses a GUID in any of its usual forms: hyphenated, braced (`{...}`), simple
             /// (32 hex digits) or `urn:uuid:`, ignoring surrounding whitespace.
             pub fn parse(input: &str) -> Result<Self, IdError> {
-                Uuid::try_parse(input.trim()).map(Self).map_err(|_| IdError {
+                let refuse = |reason| IdError {
                     kind: $label,
                     input: input.chars().take(100).collect(),
-                })
+                    reason,
+                };
+                let id = Uuid::try_parse(input.trim()).map_err(|_| {
+                    refuse("is not a GUID (expected the form 4c721420-72ad-4708-a0a7-371a2f7b0969)")
+                })?;
+                if id.is_nil() && !$nil_allowed {
+                    return Err(refuse("is the nil GUID, which names nothing"));
+                }
+                Ok(Self(id))
             }
         }
 
@@ -85,24 +94,28 @@ macro_rules! guid_id {
 guid_id!(
     /// A customer's tenant id (the "Microsoft ID" on the customer's account page).
     CustomerId,
-    "customer id"
+    "customer id",
+    nil_allowed: false
 );
 guid_id!(
     /// The id of one product upgrade, from the create operation's `Location` or from
     /// eligibility's `upgradeId`.
     UpgradeId,
-    "upgrade id"
+    "upgrade id",
+    nil_allowed: false
 );
 guid_id!(
     /// `MS-RequestId`: the idempotency key of one logical call. The client sends a new one for
     /// every call.
     RequestId,
-    "request id"
+    "request id",
+    nil_allowed: true
 );
 guid_id!(
     /// `MS-CorrelationId`: ties the calls of one flow together in Partner Center's logs.
     CorrelationId,
-    "correlation id"
+    "correlation id",
+    nil_allowed: true
 );
 
 impl RequestId {
@@ -151,6 +164,15 @@ mod tests {
             assert_eq!(err.input(), bad);
             assert!(err.to_string().contains("upgrade id"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_nil_guid_is_not_an_upgrade_or_a_customer() {
+        let nil = "00000000-0000-0000-0000-000000000000";
+        let err = UpgradeId::parse(nil).unwrap_err();
+        assert!(err.to_string().contains("nil GUID"), "{err}");
+        assert!(CustomerId::parse(nil).is_err());
+        assert!(RequestId::parse(nil).is_ok());
     }
 
     #[test]

@@ -47,8 +47,9 @@ pub use base_url::{BaseUrl, BaseUrlError, Cloud};
 pub use client::{BuildError, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{
     Error, ErrorKind, Operation, RequestIds, Sent, ServiceError, ServiceErrorCode, Throttling,
+    printable,
 };
-pub use flow::{PollOptions, UpgradeOutcome, next_poll_delay};
+pub use flow::{POLL_FLOOR, PollOptions, Start, UpgradeOutcome, next_poll_delay};
 pub use ids::{CorrelationId, CustomerId, IdError, RequestId, UpgradeId};
 pub use location::{LocationError, upgrade_id_from_location};
 pub use model::{

@@ -17,6 +17,9 @@ pub enum LocationError {
     /// The header is not visible ASCII text.
     #[error("the Location header is not text")]
     NotText,
+    /// The answer carried more than one `Location` header, so which upgrade it names is unclear.
+    #[error("the answer has {0} Location headers; it must have exactly one")]
+    Several(usize),
     /// The header is present but does not end in `productUpgrades/{GUID}`.
     #[error("the Location header {value:?} does not end in productUpgrades/{{upgrade id}}")]
     Malformed {

@@ -23,6 +23,8 @@ const REDACTED: &str = "<redacted>";
 #[derive(Debug)]
 pub(crate) struct Recorder {
     dir: PathBuf,
+    /// When this run started, so that two runs into one directory sort apart.
+    run: String,
     next: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
@@ -62,6 +64,7 @@ impl Recorder {
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
+            run: chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string(),
             next: AtomicU64::new(1),
             first_error: Mutex::new(None),
         })
@@ -116,7 +119,7 @@ impl Recorder {
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             let path = self
                 .dir
-                .join(format!("{n:06}-{operation_id}-{status}.json"));
+                .join(format!("{}-{n:04}-{operation_id}-{status}.json", self.run));
             let mut options = OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]

@@ -144,7 +144,16 @@ impl RetryPolicy {
                     .base_delay
                     .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
                     .min(self.max_delay);
-                step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+                // Between half and all of the step; a NaN jitter counts as 0, and a step too
+                // long for floating point (Duration::MAX) stays as it is rather than overflow.
+                let jitter = if jitter.is_nan() {
+                    0.0
+                } else {
+                    jitter.clamp(0.0, 1.0)
+                };
+                Duration::try_from_secs_f64(step.as_secs_f64() * (0.5 + 0.5 * jitter))
+                    .unwrap_or(step)
+                    .min(step)
             }
         };
         if elapsed.saturating_add(delay) > self.deadline {
@@ -172,6 +181,38 @@ mod tests {
 
     const S: fn(u64) -> Duration = Duration::from_secs;
     const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn extreme_delays_and_jitter_never_panic() {
+        let policy = RetryPolicy {
+            base_delay: Duration::MAX,
+            max_delay: Duration::MAX,
+            retry_after_floor: Duration::MAX,
+            retry_after_cap: Duration::ZERO,
+            deadline: Duration::MAX,
+            max_attempts: u32::MAX,
+        };
+        for jitter in [0.0, 0.5, 1.0, f64::NAN, f64::INFINITY, -1.0] {
+            for retry_after in [None, Some(Duration::MAX), Some(Duration::ZERO)] {
+                for attempt in [1, 2, 64, u32::MAX - 1] {
+                    let _ = policy.decide(
+                        Failure::Status(503),
+                        attempt,
+                        Duration::MAX,
+                        retry_after,
+                        jitter,
+                    );
+                    let _ = policy.decide(
+                        Failure::Timeout,
+                        attempt,
+                        Duration::ZERO,
+                        retry_after,
+                        jitter,
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn each_failure_is_retried_or_not_as_the_table_says() {

@@ -435,7 +435,10 @@ impl Error {
     }
 
     pub(crate) fn from_reqwest(operation: Operation, ids: CallIds, e: reqwest::Error) -> Self {
-        let (kind, sent) = if e.is_connect() {
+        let cause = cause_of(&e);
+        let (kind, sent) = if cause == Some("TLS") {
+            (ErrorKind::Tls, Sent::No)
+        } else if e.is_connect() {
             (ErrorKind::Connect, Sent::No)
         } else if e.is_timeout() {
             (ErrorKind::Timeout, Sent::Maybe)
@@ -445,10 +448,70 @@ impl Error {
             (ErrorKind::Transport, Sent::Maybe)
         };
         // reqwest's message names the URL, which holds no secret (the token is a header).
-        Error::new(operation, kind, sent)
-            .with_ids(ids)
-            .with_source(e.without_url())
+        let error = Error::new(operation, kind, sent).with_ids(ids);
+        let error = match cause {
+            Some(cause) => error.with_detail(cause_text(cause, &e)),
+            None => error,
+        };
+        error.with_source(e.without_url())
     }
+}
+
+/// The root cause of a transport failure, from the error's source chain: reqwest's own message
+/// ("error sending request") says nothing of it. `io::Error` hides what it wraps from
+/// `source()`, so the walk looks inside it with `get_ref()`.
+fn cause_of(e: &reqwest::Error) -> Option<&'static str> {
+    let mut cause = None;
+    for current in chain(e) {
+        if current.is::<rustls::Error>() {
+            return Some("TLS");
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            cause = match io.kind() {
+                K::ConnectionRefused => Some("connection refused"),
+                K::ConnectionReset => Some("connection reset"),
+                K::ConnectionAborted => Some("connection aborted"),
+                K::TimedOut => Some("timed out"),
+                K::UnexpectedEof => Some("connection closed early"),
+                _ => cause,
+            };
+        }
+    }
+    if cause.is_none() && e.is_timeout() {
+        return Some("timed out");
+    }
+    cause
+}
+
+/// Every error under `e`, looking inside `io::Error`s.
+fn chain<'a>(e: &'a reqwest::Error) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut found = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(current) = next {
+        found.push(current);
+        next = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+        if found.len() > 32 {
+            break;
+        }
+    }
+    found
+}
+
+fn cause_text(cause: &str, e: &reqwest::Error) -> String {
+    if cause != "TLS" {
+        return cause.to_owned();
+    }
+    // The rustls message ("invalid peer certificate: UnknownIssuer") says what to fix.
+    chain(e)
+        .into_iter()
+        .find_map(|c| c.downcast_ref::<rustls::Error>())
+        .map_or_else(|| "TLS".to_owned(), |tls| format!("TLS: {tls}"))
 }
 
 /// Reads an error body, keeping at most [`MAX_ERROR_BODY`] bytes.

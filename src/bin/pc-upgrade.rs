@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use partner_center_upgrades::{
     BaseUrl, Client, Cloud, CustomerId, Error, ErrorKind, Finish, PollOptions, Product,
-    ProductFamily, RequestIds, RetryPolicy, StaticToken, Upgrade, UpgradeId, UpgradeOutcome,
-    UpgradeRequest,
+    ProductFamily, RequestIds, RetryPolicy, Start, StaticToken, Upgrade, UpgradeId, UpgradeOutcome,
+    UpgradeRequest, printable,
 };
 use serde_json::json;
 
@@ -64,13 +64,13 @@ struct Global {
     #[arg(long, global = true, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_attempts: u32,
     /// No retry starts later than this after a call's first attempt, e.g. 2m
-    #[arg(long, global = true, default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, default_value = "2m", value_parser = duration_at_least::<0>)]
     retry_deadline: Duration,
     /// First backoff delay between retries (doubles each time), e.g. 500ms
-    #[arg(long, global = true, default_value = "500ms", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, default_value = "500ms", value_parser = duration_at_least::<1>)]
     retry_delay: Duration,
     /// How long one HTTP request may take, e.g. 60s
-    #[arg(long, global = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, default_value = "60s", value_parser = duration_at_least::<1000>)]
     request_timeout: Duration,
     /// Write every exchange (without Authorization or anything token-like) as a JSON file into
     /// DIR, for `cargo xtask contract --recordings DIR`
@@ -124,12 +124,27 @@ enum Command {
         #[arg(long)]
         wait: bool,
         /// With --wait: give up waiting after this long, e.g. 30m (exit 6)
-        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "30m", value_parser = duration_at_least::<1000>)]
         timeout: Duration,
         /// With --wait: time between status polls, unless Partner Center says otherwise
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = duration_at_least::<1>)]
         poll_interval: Duration,
     },
+}
+
+/// A duration of at least `MIN_MS` milliseconds: `--request-timeout 0s` would fail every call
+/// after sending it, and a zero poll interval is a tight loop.
+fn duration_at_least<const MIN_MS: u64>(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let min = Duration::from_millis(MIN_MS);
+    if duration < min {
+        return Err(format!(
+            "{} is too short; use at least {}",
+            humantime::format_duration(duration),
+            humantime::format_duration(min)
+        ));
+    }
+    Ok(duration)
 }
 
 fn main() -> ExitCode {
@@ -230,7 +245,9 @@ fn report_error(error: &Error, output: Output) -> u8 {
         });
         println!("{body}");
     }
-    eprintln!("error: {error}");
+    // The library's Display already escapes server text; escape the rest (a transport cause
+    // could quote the server) all the same.
+    eprintln!("error: {}", printable(&error.to_string()));
     code
 }
 
@@ -248,13 +265,13 @@ async fn eligibility(client: &Client, target: Target, output: Output) -> Result<
                 "customer {} {} eligible for {}",
                 answer.customer_id,
                 if answer.is_eligible { "is" } else { "is not" },
-                answer.product_family
+                printable(answer.product_family.as_str())
             );
             if let Some(id) = answer.upgrade_id {
                 println!("existing upgrade: {id}");
             }
             if let Some(reason) = &answer.reason {
-                println!("reason: {reason}");
+                println!("reason: {}", printable(reason));
             }
         }
     }
@@ -297,27 +314,31 @@ async fn status(
 fn product_text(product: Option<&Product>) -> String {
     let name = product.and_then(|p| p.name.as_deref()).unwrap_or("?");
     let id = product.and_then(|p| p.id.as_deref()).unwrap_or("?");
-    format!("{name} ({id})")
+    format!("{} ({})", printable(name), printable(id))
 }
 
 fn print_upgrade(upgrade: &Upgrade, output: Output) {
     match output {
         Output::Json => print_json(&json!(upgrade)),
         Output::Text => {
-            println!("upgrade {}: {}", upgrade.id, upgrade.status);
+            println!(
+                "upgrade {}: {}",
+                upgrade.id,
+                printable(upgrade.status.as_str())
+            );
             for line in &upgrade.line_items {
                 println!(
                     "  {} -> {}: {}{}",
                     product_text(line.source_product.as_ref()),
                     product_text(line.target_product.as_ref()),
-                    line.status,
+                    printable(line.status.as_str()),
                     line.upgraded_date
                         .map(|d| format!(", upgraded {d}"))
                         .unwrap_or_default()
                 );
             }
             if let Some(text) = upgrade.error_details.as_ref().and_then(|e| e.text()) {
-                println!("  error: {text}");
+                println!("  error: {}", printable(text));
             }
         }
     }
@@ -361,7 +382,7 @@ async fn upgrade(
             if output == Output::Text {
                 println!(
                     "not eligible: {}",
-                    reason.as_deref().unwrap_or("no reason given")
+                    printable(reason.as_deref().unwrap_or("no reason given"))
                 );
             }
             exit::NOT_ELIGIBLE
@@ -370,31 +391,26 @@ async fn upgrade(
     })
 }
 
-/// Without --wait: follow an upgrade under way, or start one, and print its id.
+/// Without --wait: the library's one start decision, printed.
 async fn start_only(client: &Client, target: Target, output: Output) -> Result<u8, Error> {
     let request = UpgradeRequest::new(target.customer, target.family);
-    let eligibility = client.check_eligibility(&request).await?.into_inner();
-    let (id, resumed) = match (eligibility.is_eligible, eligibility.upgrade_id) {
-        (false, Some(existing)) => (existing, true),
-        (false, None) => {
-            match output {
-                Output::Json => {
-                    print_json(&json!({ "outcome": "notEligible", "reason": eligibility.reason }))
-                }
-                Output::Text => println!(
-                    "not eligible: {}",
-                    eligibility.reason.as_deref().unwrap_or("no reason given")
-                ),
-            }
-            return Ok(exit::NOT_ELIGIBLE);
-        }
-        (true, _) => (client.create_upgrade(&request).await?.into_inner(), false),
-    };
+    let start = client.start_upgrade(&request).await?;
     match output {
-        Output::Json => print_json(&json!({ "upgradeId": id, "resumed": resumed })),
-        Output::Text => println!("{id}{}", if resumed { " (already under way)" } else { "" }),
+        Output::Json => print_json(&json!(start)),
+        Output::Text => match &start {
+            Start::Created { upgrade_id } => println!("{upgrade_id}"),
+            Start::Resumed { upgrade_id } => println!("{upgrade_id} (already under way)"),
+            Start::NotEligible { reason } => println!(
+                "not eligible: {}",
+                printable(reason.as_deref().unwrap_or("no reason given"))
+            ),
+            _ => println!("{}", printable(&json!(start).to_string())),
+        },
     }
-    Ok(exit::SUCCESS)
+    Ok(match start {
+        Start::NotEligible { .. } => exit::NOT_ELIGIBLE,
+        _ => exit::SUCCESS,
+    })
 }
 
 /// Progress on stderr: a spinner line on a terminal, one line per status change otherwise.
@@ -416,7 +432,11 @@ impl Progress {
     }
 
     fn show(&mut self, upgrade: &Upgrade) {
-        let line = format!("upgrade {}: {}", upgrade.id, upgrade.status);
+        let line = format!(
+            "upgrade {}: {}",
+            upgrade.id,
+            printable(upgrade.status.as_str())
+        );
         let mut stderr = std::io::stderr().lock();
         if self.terminal {
             const FRAMES: [char; 4] = ['|', '/', '-', '\\'];

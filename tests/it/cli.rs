@@ -322,7 +322,7 @@ async fn a_wait_that_runs_out_exits_6_and_the_upgrade_goes_on() {
             &id,
             "--wait",
             "--timeout",
-            "200ms",
+            "1s",
             "--poll-interval",
             "20ms",
         ],

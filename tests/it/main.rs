@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod examples;
 mod generated;
+mod hardening;
 mod mock;
 mod plausible;
 mod props;

@@ -2,6 +2,7 @@
 //! must send.
 
 pub use partner_center_contract as spec;
+pub mod hostile;
 pub mod strategies;
 
 use partner_center_upgrades::{
