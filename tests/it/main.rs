@@ -8,6 +8,7 @@ mod examples;
 mod generated;
 mod hardening;
 mod mock;
+mod mock_limits;
 mod plausible;
 mod props;
 mod provider;

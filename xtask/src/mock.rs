@@ -42,6 +42,7 @@ impl Options {
             polls_to_complete: self.polls,
             breakage: self.breakage,
             lenient: self.lenient,
+            ..MockConfig::default()
         }
     }
 }
@@ -66,6 +67,15 @@ pub fn run(options: &Options) -> Result<bool, String> {
             "customers: {} has no Azure subscriptions, {} fails its upgrades",
             partner_center_mock::NO_AZURE_CUSTOMER,
             partner_center_mock::FAILING_CUSTOMER
+        );
+        let config = options.config();
+        println!(
+            "limits: bodies up to {} KiB, {} MiB of remembered answers, {} upgrades, {} connections, headers within {} s",
+            config.max_body_bytes / 1024,
+            config.replay_budget_bytes >> 20,
+            config.max_upgrades,
+            config.max_connections,
+            config.header_read_timeout.as_secs()
         );
         println!("press Ctrl-C to stop");
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
