@@ -7,6 +7,11 @@
 //! starts, then a table with failures and warnings apart; writes JSON and JUnit reports on
 //! request; exits non-zero when any check failed. Warnings (a server accepting what only the spec
 //! forbids) fail the run only with `--strict`.
+//!
+//! The token for `--base-url` is read from `PARTNER_CENTER_TOKEN`, as `pc-upgrade` reads it, never
+//! from a flag (flags land in shell history and process lists), and is never printed. It is sent
+//! only over https, or plain http to a loopback host (`verify::check_base_url`), which is
+//! checked before anything runs.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,12 +26,10 @@ use crate::{codegen_task, independent, spec_rules, tools};
 /// Options of `cargo xtask contract`.
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Verify this server instead of the embedded mock (base URL without /v1).
-    #[arg(long, requires = "token")]
+    /// Verify this server instead of the embedded mock (base URL without /v1): https, or http
+    /// to a loopback host only. Its bearer token is read from PARTNER_CENTER_TOKEN.
+    #[arg(long)]
     pub base_url: Option<String>,
-    /// The bearer token the server given by --base-url accepts.
-    #[arg(long, requires = "base_url")]
-    pub token: Option<String>,
     /// Provider-verification cases (a flow counts as one).
     #[arg(long, default_value_t = 1000)]
     pub cases: usize,
@@ -79,9 +82,43 @@ fn progress(step: usize, what: &str) {
     eprintln!("[{step}/{STEPS}] {what} ...");
 }
 
+/// The variable `--base-url`'s token is read from.
+pub const TOKEN_VARIABLE: &str = "PARTNER_CENTER_TOKEN";
+
+/// The server `--base-url` names and its token, checked before any step runs.
+struct External {
+    base_url: String,
+    token: String,
+}
+
+/// Checks `--base-url` and reads its token from `token` (the value of [`TOKEN_VARIABLE`]).
+fn external_target(
+    base_url: Option<&str>,
+    token: Option<String>,
+) -> Result<Option<External>, String> {
+    let Some(base_url) = base_url else {
+        return Ok(None);
+    };
+    contract::verify::check_base_url(base_url).map_err(|e| format!("--base-url: {e}"))?;
+    let token = token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+        format!(
+            "--base-url needs the server's bearer token in {TOKEN_VARIABLE} (it is not taken as \
+             a flag, so it stays out of shell history)"
+        )
+    })?;
+    Ok(Some(External {
+        base_url: base_url.to_owned(),
+        token: token.trim().to_owned(),
+    }))
+}
+
 pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     let spec_path = contract::spec_path();
     let mut rows = Vec::new();
+    let external_target = external_target(
+        options.base_url.as_deref(),
+        std::env::var(TOKEN_VARIABLE).ok(),
+    )?;
 
     progress(1, "spec: project rules");
     let started = Instant::now();
@@ -150,7 +187,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     });
 
     progress(6, "provider: generated requests against the server");
-    let (target, verification) = provider(root, options)?;
+    let (target, verification) = provider(root, options, external_target)?;
     let mut row = Row::of_cases(
         &format!("provider: {target}"),
         verification.cases.clone(),
@@ -269,6 +306,7 @@ fn with_mock<T>(f: impl FnOnce(&str, &str) -> T) -> Result<T, String> {
 fn provider(
     root: &Path,
     options: &Options,
+    external: Option<External>,
 ) -> Result<(String, contract::verify::Verification), String> {
     let prism = if options.prism {
         Some(independent::start_prism(root)?)
@@ -296,16 +334,16 @@ fn provider(
             let result = contract::verify::run(spec, target, verify).await?;
             return Ok((format!("prism mock ({})", prism.url), result));
         }
-        match (&options.base_url, &options.token) {
-            (Some(base_url), Some(token)) => {
+        match external {
+            Some(External { base_url, token }) => {
                 let target = contract::verify::Target {
                     base_url: base_url.clone(),
-                    token: token.clone(),
+                    token,
                 };
                 let result = contract::verify::run(spec, target, verify).await?;
-                Ok((base_url.clone(), result))
+                Ok((base_url, result))
             }
-            _ => {
+            None => {
                 let mock = partner_center_mock::start(
                     partner_center_mock::MockConfig::default(),
                     SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -437,7 +475,32 @@ fn count(summary: &str, label: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::count;
+    use super::{count, external_target};
+
+    #[test]
+    fn base_url_takes_its_token_from_the_environment_and_only_over_https_or_loopback() {
+        assert!(external_target(None, None).unwrap().is_none());
+        let target = external_target(Some("https://pc.example.com"), Some("t0k3n".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (target.base_url.as_str(), target.token.as_str()),
+            ("https://pc.example.com", "t0k3n")
+        );
+        assert!(external_target(Some("http://127.0.0.1:8080"), Some("t".into())).is_ok());
+
+        for token in [None, Some(String::new()), Some("  ".into())] {
+            let missing = external_target(Some("https://pc.example.com"), token)
+                .err()
+                .unwrap();
+            assert!(missing.contains("PARTNER_CENTER_TOKEN"), "{missing}");
+        }
+        let plain = external_target(Some("http://pc.example.com"), Some("t0k3n".into()))
+            .err()
+            .unwrap();
+        assert!(plain.contains("plain http"), "{plain}");
+        assert!(!plain.contains("t0k3n"), "{plain}");
+    }
 
     #[test]
     fn counts_are_read_from_the_test_harness_summary() {

@@ -16,7 +16,17 @@ pub struct SchemathesisRun {
     pub seconds: f64,
 }
 
-/// Runs `st run` with its default checks against a mock at `url`, `examples` per operation.
+/// The variable schemathesis reads the token from, through its configuration file.
+const SCHEMATHESIS_TOKEN: &str = "PC_CONTRACT_TOKEN";
+
+/// schemathesis's configuration: the `Authorization` header, with the token substituted from the
+/// environment when schemathesis loads it, so it never appears in a command line (process lists)
+/// or in a file.
+const SCHEMATHESIS_CONFIG: &str = "# Written by cargo xtask contract. The token comes from the environment.\n\
+headers = { Authorization = \"Bearer ${PC_CONTRACT_TOKEN}\" }\n";
+
+/// Runs `st run` with its default checks against a mock at `url`, `examples` per operation. The
+/// token reaches schemathesis through its environment, never its arguments.
 pub fn schemathesis(
     root: &Path,
     url: &str,
@@ -37,13 +47,28 @@ pub fn schemathesis(
     };
     let work = root.join("target").join("schemathesis");
     let _ = std::fs::create_dir_all(&work);
+    let config = work.join("schemathesis.toml");
+    if let Err(e) = std::fs::write(&config, SCHEMATHESIS_CONFIG) {
+        return SchemathesisRun {
+            row: Row::new(
+                check,
+                1,
+                vec![format!("cannot write {}: {e}", config.display())],
+                Duration::ZERO,
+            ),
+            cases: 0,
+            seconds: 0.0,
+        };
+    }
     let started = Instant::now();
     let output = Command::new(program)
         .current_dir(&work)
+        .env(SCHEMATHESIS_TOKEN, token)
+        .arg("--config-file")
+        .arg(&config)
         .arg("run")
         .arg(partner_center_contract::spec_path())
-        .args(["--url", url, "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
+        .args(["--url", url])
         .args([
             "--max-examples",
             &examples.to_string(),
@@ -155,4 +180,15 @@ pub fn start_prism(root: &Path) -> Result<Prism, String> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(prism)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SCHEMATHESIS_CONFIG, SCHEMATHESIS_TOKEN};
+
+    #[test]
+    fn schemathesis_gets_the_token_from_its_environment_only() {
+        assert!(SCHEMATHESIS_CONFIG.contains(&format!("Bearer ${{{SCHEMATHESIS_TOKEN}}}")));
+        assert!(!SCHEMATHESIS_CONFIG.contains(partner_center_mock::DEFAULT_TOKEN));
+    }
 }
