@@ -80,6 +80,11 @@ impl AuthError {
         }
     }
 
+    /// The message and the cause, for the call's [`crate::Error`] (its detail and its source).
+    pub(crate) fn into_parts(self) -> (String, Option<Box<dyn std::error::Error + Send + Sync>>) {
+        (self.message, self.source)
+    }
+
     /// An error with a message and the underlying cause (for example an HTTP error from the
     /// identity provider). Neither may contain a secret.
     pub fn with_source(

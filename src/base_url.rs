@@ -45,7 +45,7 @@ pub struct BaseUrlError {
 pub struct BaseUrl {
     url: Url,
     text: String,
-    origin: std::sync::Arc<crate::transport::Origin>,
+    origin: std::sync::Arc<Origin>,
 }
 
 /// The URL text with any `user:password@` part replaced, so that an error never echoes a
@@ -101,7 +101,7 @@ impl BaseUrl {
         if text.to_ascii_lowercase().ends_with("/v1") {
             return Err(refuse("leave out /v1: the client adds the API's paths"));
         }
-        let origin = std::sync::Arc::new(crate::transport::Origin::of(&url));
+        let origin = std::sync::Arc::new(Origin::of(&url));
         Ok(Self { url, text, origin })
     }
 
@@ -122,7 +122,7 @@ impl BaseUrl {
     }
 
     /// Scheme, host and port: the only origin the access token is ever sent to.
-    pub(crate) fn origin(&self) -> &std::sync::Arc<crate::transport::Origin> {
+    pub(crate) fn origin(&self) -> &std::sync::Arc<Origin> {
         &self.origin
     }
 }
@@ -149,6 +149,30 @@ impl fmt::Display for BaseUrl {
 impl fmt::Debug for BaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BaseUrl({})", self.text)
+    }
+}
+
+/// Scheme, host and port, compared without allocating (a call checks it once).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    pub(crate) fn of(url: &url::Url) -> Self {
+        Origin {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str().unwrap_or_default().to_owned(),
+            port: url.port_or_known_default(),
+        }
+    }
+
+    pub(crate) fn matches(&self, url: &url::Url) -> bool {
+        url.scheme() == self.scheme
+            && url.host_str() == Some(self.host.as_str())
+            && url.port_or_known_default() == self.port
     }
 }
 

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use crate::auth::TokenProvider;
 use crate::base_url::BaseUrl;
 use crate::error::{Error, ErrorKind, Operation};
@@ -12,8 +14,9 @@ use crate::ids::{CorrelationId, RequestId, UpgradeId};
 use crate::location::{LocationError, upgrade_id_from_location};
 use crate::model::{Eligibility, Upgrade, UpgradeRequest};
 use crate::record::Recorder;
+use crate::response::{self, CallIds, Response};
 use crate::retry::{Decision, Failure, RetryPolicy, jitter};
-use crate::transport::{self, CallContext, CallIds, Response};
+use crate::transport::CallContext;
 
 /// How long to wait for a connection, unless [`ClientBuilder::connect_timeout`] says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -202,14 +205,12 @@ struct TooLarge(Arc<std::sync::atomic::AtomicBool>);
 
 impl TooLarge {
     /// A failure to read a cut-off answer is that it was too large, whatever failed after.
-    fn check(&self, mut error: Error) -> Error {
+    fn check(&self, error: Error) -> Error {
         if self.0.load(std::sync::atomic::Ordering::Relaxed) {
-            error.kind = ErrorKind::AnswerTooLarge;
-            error.sent = crate::Sent::Yes;
-            error.detail = None;
-            error.body = None;
+            error.answer_too_large()
+        } else {
+            error
         }
-        error
     }
 }
 
@@ -292,23 +293,64 @@ impl Client {
     }
 
     /// Runs one logical call: the same ids on every attempt, retried as the policy decides.
-    async fn with_retries<T, F, Fut>(&self, attempt: F) -> Result<Response<T>, Error>
+    ///
+    /// Traced as one `partner_center.call` span (operation, ids, customer, attempts, outcome)
+    /// with one `partner_center.attempt` span per attempt (its number, the status, the delay
+    /// before the next). No span or event carries a token.
+    async fn with_retries<T, F, Fut>(
+        &self,
+        operation: Operation,
+        request: &UpgradeRequest,
+        attempt: F,
+    ) -> Result<Response<T>, Error>
     where
         F: Fn(CallIds) -> Fut,
         Fut: std::future::Future<Output = Result<Response<T>, Error>>,
     {
         let ids = self.new_ids();
-        let started = std::time::Instant::now();
+        let call = tracing::info_span!(
+            "partner_center.call",
+            operation = operation.operation_id(),
+            ms_request_id = %ids.request_id,
+            ms_correlation_id = %ids.correlation_id,
+            customer = %request.customer_id,
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        self.retry_loop(ids, attempt).instrument(call).await
+    }
+
+    async fn retry_loop<T, F, Fut>(&self, ids: CallIds, attempt: F) -> Result<Response<T>, Error>
+    where
+        F: Fn(CallIds) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<T>, Error>>,
+    {
+        let call = tracing::Span::current();
+        let started = tokio::time::Instant::now();
         let policy = &self.shared.retry;
         let mut attempts = 1;
         // The most any attempt may have reached: an earlier attempt may have acted at Partner
         // Center even when the last one could not connect.
         let mut reached = crate::Sent::No;
         loop {
-            match attempt(ids).await {
-                Ok(response) => return Ok(response.with_attempts(attempts)),
-                Err(mut error) => {
-                    reached = reached.max(error.sent);
+            let span = tracing::debug_span!(
+                "partner_center.attempt",
+                attempt = attempts,
+                status = tracing::field::Empty,
+                retry_in_ms = tracing::field::Empty,
+            );
+            match attempt(ids).instrument(span.clone()).await {
+                Ok(response) => {
+                    span.record("status", response.status());
+                    call.record("attempts", attempts);
+                    call.record("outcome", "ok");
+                    return Ok(response.with_attempts(attempts));
+                }
+                Err(error) => {
+                    if let Some(status) = error.status() {
+                        span.record("status", status);
+                    }
+                    reached = reached.max(error.sent());
                     let decision = policy.decide(
                         Failure::of(&error),
                         attempts,
@@ -318,13 +360,16 @@ impl Client {
                     );
                     match decision {
                         Decision::RetryAfter(delay) => {
+                            span.record("retry_in_ms", delay.as_millis() as u64);
+                            tracing::debug!(parent: &span, kind = ?error.kind(), "retrying");
                             tokio::time::sleep(delay).await;
                             attempts += 1;
                         }
-                        Decision::GiveUp(_) => {
-                            error.attempts = attempts;
-                            error.sent = reached;
-                            return Err(error);
+                        Decision::GiveUp(reason) => {
+                            call.record("attempts", attempts);
+                            call.record("outcome", tracing::field::debug(error.kind()));
+                            tracing::debug!(parent: &span, ?reason, "giving up");
+                            return Err(error.after_attempts(attempts, reached));
                         }
                     }
                 }
@@ -351,12 +396,14 @@ impl Client {
         let body = request.to_wire().map_err(|detail| {
             Error::before_send(operation, ErrorKind::InvalidInput, ids).with_detail(detail)
         })?;
-        let token = self
-            .shared
-            .tokens
-            .token()
-            .await
-            .map_err(|e| Error::before_send(operation, ErrorKind::Auth, ids).with_source(e))?;
+        let token = self.shared.tokens.token().await.map_err(|e| {
+            let (message, cause) = e.into_parts();
+            let error = Error::before_send(operation, ErrorKind::Auth, ids).with_detail(message);
+            match cause {
+                Some(cause) => error.with_source(cause),
+                None => error,
+            }
+        })?;
         let context = CallContext::new(
             &token,
             self.shared.base_url.origin().clone(),
@@ -376,8 +423,10 @@ impl Client {
         &self,
         request: &UpgradeRequest,
     ) -> Result<Response<Eligibility>, Error> {
-        self.with_retries(|ids| self.check_eligibility_once(request, ids))
-            .await
+        self.with_retries(Operation::CheckEligibility, request, |ids| {
+            self.check_eligibility_once(request, ids)
+        })
+        .await
     }
 
     async fn check_eligibility_once(
@@ -401,7 +450,7 @@ impl Client {
             .await
         {
             Ok(value) => {
-                let response = transport::response(value, ids).map(Eligibility::from);
+                let response = response::response(value, ids).map(Eligibility::from);
                 let answer = response.value();
                 if answer.customer_id != request.customer_id
                     || !answer.product_family.same_as(&request.product_family)
@@ -432,8 +481,10 @@ impl Client {
         &self,
         request: &UpgradeRequest,
     ) -> Result<Response<UpgradeId>, Error> {
-        self.with_retries(|ids| self.create_upgrade_once(request, ids))
-            .await
+        self.with_retries(Operation::CreateUpgrade, request, |ids| {
+            self.create_upgrade_once(request, ids)
+        })
+        .await
     }
 
     async fn create_upgrade_once(
@@ -468,15 +519,14 @@ impl Client {
                 .and_then(upgrade_id_from_location),
             (Some(_), more) => Err(LocationError::Several(more + 1)),
         };
-        let response = transport::response(answer, ids);
+        let response = response::response(answer, ids);
         match location {
             Ok(upgrade_id) => Ok(response.map(|()| upgrade_id)),
             Err(e) => Err(Error::mismatch(
                 operation,
                 &response,
-                "the upgrade was probably created; check eligibility to find its id",
-            )
-            .with_source(e)),
+                format!("{e}; the upgrade was probably created; check eligibility to find its id"),
+            )),
         }
     }
 
@@ -486,8 +536,10 @@ impl Client {
         upgrade_id: UpgradeId,
         request: &UpgradeRequest,
     ) -> Result<Response<Upgrade>, Error> {
-        self.with_retries(|ids| self.get_upgrade_status_once(upgrade_id, request, ids))
-            .await
+        self.with_retries(Operation::GetUpgradeStatus, request, |ids| {
+            self.get_upgrade_status_once(upgrade_id, request, ids)
+        })
+        .await
     }
 
     async fn get_upgrade_status_once(
@@ -513,7 +565,7 @@ impl Client {
             .await
         {
             Ok(value) => {
-                let response = transport::response(value, ids).map(Upgrade::from);
+                let response = response::response(value, ids).map(Upgrade::from);
                 if response.value().id != upgrade_id {
                     return Err(Error::mismatch(
                         operation,

@@ -38,6 +38,7 @@ mod ids;
 mod location;
 mod model;
 mod record;
+mod response;
 mod retry;
 mod status;
 mod transport;
@@ -56,9 +57,10 @@ pub use model::{
     Eligibility, ErrorDetails, Finish, LineItem, Product, ProductFamily, ProductFamilyError,
     ResourceAttributes, Upgrade, UpgradeRequest, parse_upgraded_date,
 };
+pub use response::{Response, parse_retry_after};
 pub use retry::{Decision, Failure, GiveUpReason, RetryPolicy};
 pub use status::UpgradeStatus;
-pub use transport::{MAX_ANSWER_BYTES, Response, parse_retry_after};
+pub use transport::MAX_ANSWER_BYTES;
 
 /// The generated wire types, exactly as the spec defines them (feature `wire`).
 ///

@@ -76,6 +76,38 @@ struct Global {
     /// DIR, for `cargo xtask contract --recordings DIR`
     #[arg(long, global = true, value_name = "DIR")]
     record: Option<std::path::PathBuf>,
+    /// Trace calls and attempts on stderr: -v calls, -vv attempts and retries
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Format of the traces -v turns on
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Traces to stderr, never coloured (escape codes are what this tool keeps off terminals), at
+/// the level -v asks for. The library's spans carry ids and the customer, never a token.
+fn init_tracing(global: &Global) {
+    let level = match global.verbose {
+        0 => return,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(level)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE);
+    match global.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -149,6 +181,7 @@ fn duration_at_least<const MIN_MS: u64>(text: &str) -> Result<Duration, String> 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(&cli.global);
     let client = match build_client(&cli.global) {
         Ok(client) => client,
         Err(message) => {
@@ -236,7 +269,7 @@ fn report_error(error: &Error, output: Output) -> u8 {
     };
     if output == Output::Json {
         let body = json!({
-            "error": error.to_string(),
+            "error": report(error),
             "status": error.status(),
             "serviceError": error.service_error(),
             "requestId": error.request_id().map(|id| id.to_string()),
@@ -247,8 +280,20 @@ fn report_error(error: &Error, output: Output) -> u8 {
     }
     // The library's Display already escapes server text; escape the rest (a transport cause
     // could quote the server) all the same.
-    eprintln!("error: {}", printable(&error.to_string()));
+    eprintln!("error: {}", printable(&report(error)));
     code
+}
+
+/// The error and its causes, one after another.
+fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn print_json(value: &serde_json::Value) {

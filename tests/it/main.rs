@@ -13,3 +13,4 @@ mod plausible;
 mod props;
 mod provider;
 mod resilience;
+mod traces;

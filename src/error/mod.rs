@@ -14,6 +14,8 @@ use serde::Serialize;
 use crate::generated::types;
 use crate::ids::{CorrelationId, RequestId};
 
+mod decode;
+
 /// Which operation a response or error belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
@@ -192,22 +194,24 @@ pub trait RequestIds {
 }
 
 /// A failed call to the product-upgrade API.
-#[non_exhaustive]
+///
+/// Its `Display` is one line about this failure; the underlying cause, when there is one, is
+/// its [`std::error::Error::source`] (a report prints the chain, so the cause is not repeated).
 pub struct Error {
-    pub(crate) operation: Operation,
-    pub(crate) kind: ErrorKind,
-    pub(crate) sent: Sent,
-    pub(crate) status: Option<u16>,
-    pub(crate) service_error: Option<ServiceError>,
-    pub(crate) throttling: Option<Throttling>,
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) request_id: Option<RequestId>,
-    pub(crate) correlation_id: Option<CorrelationId>,
-    pub(crate) ms_cv: Option<String>,
-    pub(crate) body: Option<Bytes>,
-    pub(crate) detail: Option<String>,
-    pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    pub(crate) attempts: u32,
+    operation: Operation,
+    kind: ErrorKind,
+    sent: Sent,
+    status: Option<u16>,
+    service_error: Option<ServiceError>,
+    throttling: Option<Throttling>,
+    retry_after: Option<Duration>,
+    request_id: Option<RequestId>,
+    correlation_id: Option<CorrelationId>,
+    ms_cv: Option<String>,
+    body: Option<Bytes>,
+    detail: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    attempts: u32,
 }
 
 impl Error {
@@ -243,6 +247,24 @@ impl Error {
         error.correlation_id = RequestIds::correlation_id(response);
         error.ms_cv = response.ms_cv().map(str::to_owned);
         error.with_detail(detail)
+    }
+
+    /// The error after `attempts` attempts, the most of which reached `reached`: an earlier
+    /// attempt may have acted even when the last one never connected.
+    pub(crate) fn after_attempts(mut self, attempts: u32, reached: Sent) -> Self {
+        self.attempts = attempts;
+        self.sent = self.sent.max(reached);
+        self
+    }
+
+    /// The answer was cut off at [`crate::MAX_ANSWER_BYTES`]: whatever failed after, the error
+    /// is that it was too large.
+    pub(crate) fn answer_too_large(mut self) -> Self {
+        self.kind = ErrorKind::AnswerTooLarge;
+        self.sent = Sent::Yes;
+        self.detail = None;
+        self.body = None;
+        self
     }
 
     pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -372,9 +394,6 @@ impl fmt::Display for Error {
         }
         if let Some(detail) = &self.detail {
             write!(f, ": {}", printable(detail))?;
-        }
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
         }
         if self.attempts > 1 {
             write!(f, " (after {} attempts)", self.attempts)?;
