@@ -96,6 +96,13 @@ fn to_json_schema(schema: &Value) -> Value {
                 }
             }
             if map.get("nullable") == Some(&Value::Bool(true)) {
+                // `nullable` beside a composition (`type: object, nullable: true, allOf: [$ref]`,
+                // the 3.0.3 way to make a referenced schema nullable): null, or whatever the
+                // rest allows. Widening `type` alone would not do: the referenced schema's own
+                // `type` inside `allOf` still refuses null.
+                if ["allOf", "anyOf", "oneOf"].iter().any(|k| out.contains_key(*k)) {
+                    return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
+                }
                 if let Some(Value::String(t)) = out.get("type").cloned() {
                     out.insert("type".into(), json!([t, "null"]));
                 }
