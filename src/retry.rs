@@ -318,13 +318,26 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_in_range_and_repeats_for_the_same_call() {
-        let id = uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0);
-        for attempt in 0..50 {
-            let j = jitter(&id, attempt);
-            assert!((0.0..=1.0).contains(&j), "{j}");
-            assert_eq!(j, jitter(&id, attempt));
+    fn jitter_stays_in_range_and_spreads_different_calls_apart() {
+        // 1,000 calls (request ids 0..1000, the least random input there is) at attempt 1: every
+        // value in [0, 1], and they spread over the range instead of bunching, which is what
+        // keeps many clients' retries from landing together.
+        let values: Vec<f64> = (0..1000u128)
+            .map(|n| jitter(&uuid::Uuid::from_u128(n), 1))
+            .collect();
+        assert!(values.iter().all(|j| (0.0..=1.0).contains(j)));
+        let mut buckets = [0usize; 10];
+        for j in &values {
+            buckets[((j * 10.0) as usize).min(9)] += 1;
         }
-        assert_ne!(jitter(&id, 1), jitter(&id, 2));
+        assert!(
+            buckets.iter().all(|&b| (50..=150).contains(&b)),
+            "tenths of [0, 1] should each hold about 100 of 1,000: {buckets:?}"
+        );
+        // The attempt changes the value too, so one call's retries do not repeat one delay.
+        let id = uuid::Uuid::from_u128(7);
+        let per_attempt: std::collections::BTreeSet<u64> =
+            (1..=8).map(|a| jitter(&id, a).to_bits()).collect();
+        assert_eq!(per_attempt.len(), 8);
     }
 }

@@ -1,39 +1,10 @@
 //! Every example in the spec satisfies its schema and deserializes into the generated type.
 
-use partner_center_upgrades::{UpgradeStatus, wire};
 use serde_json::Value;
 
 use crate::support::spec;
 
-/// Deserializes `value` as the generated type for schema `name`, and checks that serializing it
-/// again still satisfies the schema.
-fn through_generated_type(name: &str, value: &Value) -> Result<Value, String> {
-    fn round<T: serde::de::DeserializeOwned + serde::Serialize>(
-        v: &Value,
-    ) -> Result<Value, String> {
-        let typed: T = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
-        serde_json::to_value(&typed).map_err(|e| e.to_string())
-    }
-    match name {
-        "ProductUpgradeRequest" => round::<wire::ProductUpgradeRequest>(value),
-        "ProductFamily" => round::<wire::ProductFamily>(value),
-        "ProductUpgradesEligibility" => round::<wire::ProductUpgradesEligibility>(value),
-        "UpgradeStatus" => round::<UpgradeStatus>(value),
-        "ProductUpgradesStatus" => round::<wire::ProductUpgradesStatus>(value),
-        "ProductUpgradeLineItem" => round::<wire::ProductUpgradeLineItem>(value),
-        "UpgradeProduct" => round::<wire::UpgradeProduct>(value),
-        "ProductUpgradeErrorDetails" => round::<wire::ProductUpgradeErrorDetails>(value),
-        "ResourceAttributes" => round::<wire::ResourceAttributes>(value),
-        "ServiceError" => round::<wire::ServiceError>(value),
-        "ServiceErrorCode" => round::<wire::ServiceErrorCode>(value),
-        "ThrottlingError" => round::<wire::ThrottlingError>(value),
-        "Locale" => round::<wire::Locale>(value),
-        "ApplicationName" => round::<wire::ApplicationName>(value),
-        other => Err(format!(
-            "schema {other} has no generated type listed in tests/it/examples.rs: add it"
-        )),
-    }
-}
+use crate::props::through_generated_type;
 
 #[test]
 fn every_example_in_the_spec_satisfies_its_schema_and_deserializes_into_the_generated_type() {

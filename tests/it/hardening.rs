@@ -15,19 +15,14 @@ use crate::support::hostile::{Behaviour, Hostile, answer};
 use crate::support::{self, CUSTOMER, UPGRADE};
 
 fn retrying_client(base_url: &str, attempts: u32) -> Client {
-    Client::builder(
-        BaseUrl::parse(base_url).unwrap(),
-        StaticToken::new(support::TOKEN).unwrap(),
-    )
-    .retry(RetryPolicy {
+    let policy = RetryPolicy {
         max_attempts: attempts,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
         retry_after_floor: Duration::ZERO,
         ..RetryPolicy::default()
-    })
-    .build()
-    .unwrap()
+    };
+    support::client_with(base_url, support::TOKEN, policy, Duration::from_secs(60))
 }
 
 fn upgrade_id() -> UpgradeId {
@@ -57,7 +52,7 @@ async fn output_of(mut command: std::process::Command) -> std::process::Output {
 
 // 1. Secrets: nothing a user can put in PARTNER_CENTER_TOKEN panics or reaches any output.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(support::proptest_config(24))]
     #[test]
     fn pc_upgrade_never_panics_on_or_prints_a_pasted_token(
         prefix in prop::sample::select(vec!["", "Bearer ", "Bearer\u{a0}", "bearer\t", " "]),

@@ -1,4 +1,4 @@
-//! The mock's limits (issue 9, item 5): its default token is public, so any local process can
+//! The mock's limits: its default token is public, so any local process can
 //! reach it, and nothing it is sent may grow it without bound or hold it open forever. Memory is
 //! checked with the mock's own accounting (`retained_bytes`, `replay_bytes`), connections with
 //! its gauge (`open_connections`). Time bounds are generous: a closed connection must be seen

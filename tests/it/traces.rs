@@ -1,76 +1,15 @@
 //! The client's calls are observable: one span per logical call and one per attempt, with the
 //! ids and the outcome, and never a token.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use partner_center_upgrades::{BaseUrl, Client, RetryPolicy, StaticToken};
+use partner_center_upgrades::RetryPolicy;
 use serde_json::json;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::traces::{Spans, field};
 use crate::support::{self, CUSTOMER, TOKEN};
-
-/// A span's id, name, and the fields it was given or recorded later (events have id 0).
-type Captured = (u64, String, Vec<(String, String)>);
-
-/// Every span and event seen.
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<Captured>>>);
-
-struct Fields<'a>(&'a mut Vec<(String, String)>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.push((field.name().to_owned(), format!("{value:?}")));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name().to_owned(), value.to_owned()));
-    }
-}
-
-impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Spans {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
-        let mut fields = Vec::new();
-        attrs.record(&mut Fields(&mut fields));
-        let name = attrs.metadata().name().to_owned();
-        self.0.lock().unwrap().push((id.into_u64(), name, fields));
-    }
-    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        let mut spans = self.0.lock().unwrap();
-        if let Some(span) = spans.iter_mut().find(|s| s.0 == id.into_u64()) {
-            values.record(&mut Fields(&mut span.2));
-        }
-    }
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let mut fields = Vec::new();
-        event.record(&mut Fields(&mut fields));
-        self.0.lock().unwrap().push((0, "event".into(), fields));
-    }
-}
-
-impl Spans {
-    fn named(&self, name: &str) -> Vec<Vec<(String, String)>> {
-        let spans = self.0.lock().unwrap();
-        spans
-            .iter()
-            .filter(|s| s.1 == name)
-            .map(|s| s.2.clone())
-            .collect()
-    }
-}
-
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .rev()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_retried_call_is_one_call_span_with_one_span_per_attempt_and_no_token() {
@@ -88,19 +27,16 @@ async fn a_retried_call_is_one_call_span_with_one_span_per_attempt_and_no_token(
         .with_priority(2)
         .mount(&server)
         .await;
-    let client = Client::builder(
-        BaseUrl::parse(&server.uri()).unwrap(),
-        StaticToken::new(TOKEN).unwrap(),
-    )
-    .retry(RetryPolicy {
-        base_delay: Duration::from_millis(1),
-        ..RetryPolicy::default()
-    })
-    .build()
-    .unwrap();
-    let spans = Spans::default();
-    let subscriber = tracing_subscriber::registry().with(spans.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let client = support::client_with(
+        &server.uri(),
+        TOKEN,
+        RetryPolicy {
+            base_delay: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        },
+        Duration::from_secs(10),
+    );
+    let (spans, _guard) = Spans::capture();
 
     let answer = client
         .check_eligibility(&support::azure_request())

@@ -4,9 +4,12 @@
 pub use partner_center_contract as spec;
 pub mod hostile;
 pub mod strategies;
+pub mod traces;
+
+use std::time::Duration;
 
 use partner_center_upgrades::{
-    BaseUrl, Client, CustomerId, RetryPolicy, StaticToken, UpgradeRequest,
+    BaseUrl, Client, CustomerId, PollOptions, RetryPolicy, StaticToken, UpgradeRequest,
 };
 use serde_json::Value;
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate, matchers::any};
@@ -18,18 +21,67 @@ pub const UPGRADE: &str = "42d075a4-bfe7-43e7-af6d-7c68a57edcb4";
 pub const LOCALE: &str = "en-US";
 pub const APPLICATION: &str = "contract tests";
 
-/// A client that does not retry: these tests look at one attempt at a time (`retry` tests
-/// build their own).
-pub fn client_for(base_url: &str) -> Client {
+/// The one way tests build a client: `token`, `policy` and a request `timeout`, with the
+/// contract's locale and application name.
+pub fn client_with(base_url: &str, token: &str, policy: RetryPolicy, timeout: Duration) -> Client {
     Client::builder(
         BaseUrl::parse(base_url).expect("a loopback URL"),
-        StaticToken::new(TOKEN).unwrap(),
+        StaticToken::new(token).unwrap(),
     )
     .locale(LOCALE)
     .application(APPLICATION)
-    .retry(RetryPolicy::none())
+    .retry(policy)
+    .timeout(timeout)
     .build()
     .expect("the client builds")
+}
+
+/// A client that does not retry: most tests look at one attempt at a time.
+pub fn client_for(base_url: &str) -> Client {
+    client_with(
+        base_url,
+        TOKEN,
+        RetryPolicy::none(),
+        Duration::from_secs(10),
+    )
+}
+
+/// Fast retries: tests wait milliseconds, not seconds.
+pub fn quick_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        deadline: Duration::from_secs(20),
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        retry_after_floor: Duration::from_millis(10),
+        retry_after_cap: Duration::from_secs(5),
+    }
+}
+
+/// Quick polls for flows against the mock.
+pub fn quick_polls() -> PollOptions {
+    PollOptions {
+        interval: Duration::from_millis(10),
+        min_interval: Duration::from_millis(1),
+        deadline: Duration::from_secs(10),
+    }
+}
+
+/// A customer no other test uses.
+pub fn new_customer() -> CustomerId {
+    CustomerId::from_uuid(uuid::Uuid::new_v4())
+}
+
+/// The one proptest configuration: `PROPTEST_CASES` when set, else `default_cases`; failures
+/// persist to the committed regression files.
+pub fn proptest_config(default_cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default_cases),
+        ..proptest::test_runner::Config::default()
+    }
 }
 
 pub fn client(server: &MockServer) -> Client {
