@@ -10,6 +10,7 @@
 
 pub use jsonschema;
 
+pub mod operations;
 pub mod recordings;
 pub mod verify;
 
