@@ -1,0 +1,217 @@
+//! Sending verification's requests within the token's rules: only to a base URL
+//! [`check_base_url`] allows, never through a proxy for loopback, never following a redirect,
+//! and never reading more than [`MAX_ANSWER_BYTES`] of an answer.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::Target;
+use super::check::{Answer, Contract, Findings};
+use super::coverage::Coverage;
+use super::plan::{Probe, Token};
+
+/// The most of one answer the verifier reads. A longer answer is a failed case, named "answer
+/// longer than 4 MiB"; the rest is never read, so memory stays bounded whatever a server sends.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Where verification may send a token: `https`, or plain `http` to a loopback host
+/// (`localhost`, 127.0.0.0/8, `::1`) only, and no user name or password in the URL; the same
+/// rule as the client's `BaseUrl`. Returns whether the host is loopback (reached without a
+/// proxy), or why the URL is refused (the URL shown without its user-info part).
+pub fn check_base_url(base_url: &str) -> Result<bool, String> {
+    let shown = without_userinfo(base_url);
+    let refuse = |reason: &str| format!("base URL {shown:?} is refused: {reason}");
+    let url =
+        reqwest::Url::parse(base_url.trim()).map_err(|_| refuse("it is not an absolute URL"))?;
+    let Some(host) = url.host_str() else {
+        return Err(refuse("it has no host"));
+    };
+    let loopback = match host.trim_start_matches('[').trim_end_matches(']').parse() {
+        Ok(ip) => std::net::IpAddr::is_loopback(&ip),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(refuse(
+                "plain http would send the token unencrypted; use https (http is allowed only for loopback addresses)",
+            ));
+        }
+        _ => return Err(refuse("the scheme must be https")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("it carries a user name or password"));
+    }
+    Ok(loopback)
+}
+
+/// `value` with any `user:password@` part replaced, so that an error never echoes a password.
+fn without_userinfo(value: &str) -> String {
+    let Some(start) = value.find("://").map(|i| i + 3) else {
+        return value.chars().take(200).collect();
+    };
+    let end = value[start..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |i| start + i);
+    let shown = match value[start..end].rfind('@') {
+        Some(at) => format!(
+            "{}<userinfo removed>{}",
+            &value[..start],
+            &value[start + at..]
+        ),
+        None => value.to_owned(),
+    };
+    shown.chars().take(200).collect()
+}
+
+/// A reqwest client for verification: TLS through rustls with the `ring` provider, installed as
+/// the process default if none is (this runs in tools, not in the library). Redirects are never
+/// followed (the token would follow them); a loopback target is never reached through a proxy
+/// (`HTTP_PROXY` and the like would otherwise get the token of a local server).
+pub(super) fn http_client(timeout: Duration, loopback: bool) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    if loopback {
+        builder = builder.no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// Reads an answer's body, at most [`MAX_ANSWER_BYTES`] of it, a chunk at a time.
+async fn read_bounded(mut response: reqwest::Response, what: &str) -> Result<Vec<u8>, String> {
+    let too_long =
+        |read: String| format!("{what}: answer longer than 4 MiB ({read}); the rest was not read");
+    if let Some(declared) = response.content_length()
+        && declared > MAX_ANSWER_BYTES as u64
+    {
+        return Err(too_long(format!("Content-Length {declared}")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("{what}: the body could not be read: {e}"))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_long(format!(
+                "over {} bytes sent",
+                body.len() + chunk.len()
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// What every case of a run shares: the HTTP client, the target and the compiled spec.
+pub(super) struct Runner {
+    pub(super) http: reqwest::Client,
+    pub(super) target: Target,
+    pub(super) contract: Contract,
+}
+
+impl Runner {
+    async fn send(&self, probe: &Probe) -> Result<Answer, String> {
+        let url = format!(
+            "{}{}",
+            self.target.base_url.trim_end_matches('/'),
+            probe.path
+        );
+        let mut request = self.http.request(probe.method.clone(), &url);
+        match probe.token {
+            Token::Right => {
+                request = request.header("authorization", format!("Bearer {}", self.target.token))
+            }
+            Token::Wrong => {
+                let wrong = format!("{}-not-issued-by-this-server", self.target.token);
+                request = request.header("authorization", format!("Bearer {wrong}"))
+            }
+            Token::Missing => {}
+        }
+        for (name, value) in &probe.headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = &probe.body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.clone());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{} {}: no answer: {e}", probe.method, probe.path))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_bounded(response, &format!("{} {}", probe.method, probe.path)).await?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends one probe and checks its answer.
+    pub(super) async fn exchange(
+        &self,
+        probe: &Probe,
+        coverage: &mut Coverage,
+        findings: &mut Findings,
+    ) -> Option<(Answer, Option<Value>)> {
+        match self.send(probe).await {
+            Ok(answer) => {
+                let body = self
+                    .contract
+                    .check(&probe.sent(), &answer, coverage, findings);
+                Some((answer, body))
+            }
+            Err(e) => {
+                findings.failures.push(e);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_only_over_https_or_to_loopback() {
+        for (url, loopback) in [
+            ("https://api.partnercenter.microsoft.com", false),
+            ("https://127.0.0.1:8443", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://127.3.4.5", true),
+            ("http://[::1]:4010/", true),
+            ("http://localhost:4010", true),
+            ("http://LocalHost", true),
+        ] {
+            assert_eq!(check_base_url(url), Ok(loopback), "{url}");
+        }
+        for (url, reason) in [
+            ("http://10.0.0.1:8080", "plain http"),
+            ("http://api.partnercenter.microsoft.com", "plain http"),
+            ("http://localhost.example.com", "plain http"),
+            ("http://[::2]", "plain http"),
+            ("ftp://127.0.0.1", "scheme must be https"),
+            ("127.0.0.1:8080", "not an absolute URL"),
+            ("ws://localhost", "scheme must be https"),
+            ("not a url", "not an absolute URL"),
+            (
+                "https://user:hunter2secret@127.0.0.1",
+                "user name or password",
+            ),
+        ] {
+            let refused = check_base_url(url).unwrap_err();
+            assert!(refused.contains(reason), "{url}: {refused}");
+            assert!(!refused.contains("hunter2secret"), "{refused}");
+        }
+    }
+}
