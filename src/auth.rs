@@ -49,6 +49,13 @@ impl AccessToken {
         Ok(Self(value))
     }
 
+    /// The token itself, for tools that must read its claims (`pc-upgrade whoami`). Never
+    /// print it.
+    pub fn expose(&self) -> &str {
+        let value = self.0.to_str().unwrap_or_default();
+        value.strip_prefix("Bearer ").unwrap_or(value)
+    }
+
     /// The `Authorization` header value for this token, marked sensitive so that `http` and
     /// `reqwest` never print it.
     pub(crate) fn header_value(&self) -> &reqwest::header::HeaderValue {
@@ -67,6 +74,7 @@ impl fmt::Debug for AccessToken {
 #[error("{message}")]
 pub struct AuthError {
     message: String,
+    sign_in_again: bool,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -76,13 +84,49 @@ impl AuthError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            sign_in_again: false,
             source: None,
         }
     }
 
+    /// The refresh token can no longer be used (expired, revoked, multi-factor sign-in needed):
+    /// only a new sign-in helps, so it is never retried.
+    pub fn sign_in_again(message: impl Into<String>) -> Self {
+        Self {
+            sign_in_again: true,
+            ..Self::new(message)
+        }
+    }
+
+    /// True when only a new sign-in helps.
+    pub fn is_sign_in_again(&self) -> bool {
+        self.sign_in_again
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::new(message)
+    }
+
+    pub(crate) fn unavailable_message(message: impl Into<String>) -> Self {
+        Self::new(message)
+    }
+
+    pub(crate) fn unavailable(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::with_source(message, source)
+    }
+
     /// The message and the cause, for the call's [`crate::Error`] (its detail and its source).
-    pub(crate) fn into_parts(self) -> (String, Option<Box<dyn std::error::Error + Send + Sync>>) {
-        (self.message, self.source)
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        String,
+        bool,
+        Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) {
+        (self.message, self.sign_in_again, self.source)
     }
 
     /// An error with a message and the underlying cause (for example an HTTP error from the
@@ -93,6 +137,7 @@ impl AuthError {
     ) -> Self {
         Self {
             message: message.into(),
+            sign_in_again: false,
             source: Some(Box::new(source)),
         }
     }
@@ -109,6 +154,13 @@ pub type TokenFuture<'a> =
 pub trait TokenProvider: Send + Sync {
     /// Returns a token that is valid now.
     fn token(&self) -> TokenFuture<'_>;
+
+    /// Forgets the current token because Partner Center said it expired. Returns true when
+    /// the next [`TokenProvider::token`] gets a new one (then the call is retried once); the
+    /// default, for providers that cannot renew, returns false.
+    fn invalidate(&self) -> bool {
+        false
+    }
 }
 
 /// A [`TokenProvider`] that always returns the same token, for scripts and tests.

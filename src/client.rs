@@ -187,7 +187,7 @@ fn is_application_name(name: &str) -> bool {
 
 /// TLS through rustls with the `ring` provider and the platform's certificate roots, configured
 /// here rather than by installing a process-wide default provider.
-fn tls_config() -> Result<rustls::ClientConfig, BuildError> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, BuildError> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -332,6 +332,7 @@ impl Client {
         // The most any attempt may have reached: an earlier attempt may have acted at Partner
         // Center even when the last one could not connect.
         let mut reached = crate::Sent::No;
+        let mut renewed_token = false;
         loop {
             let span = tracing::debug_span!(
                 "partner_center.attempt",
@@ -351,6 +352,17 @@ impl Client {
                         span.record("status", status);
                     }
                     reached = reached.max(error.sent());
+                    // A 401 that says the token expired: one new token and one more attempt,
+                    // never a loop (a second 401 is returned).
+                    if !renewed_token
+                        && error.says_token_expired()
+                        && self.shared.tokens.invalidate()
+                    {
+                        renewed_token = true;
+                        tracing::debug!(parent: &span, "the token expired; renewing it once");
+                        attempts += 1;
+                        continue;
+                    }
                     let decision = policy.decide(
                         Failure::of(&error),
                         attempts,
@@ -397,8 +409,13 @@ impl Client {
             Error::before_send(operation, ErrorKind::InvalidInput, ids).with_detail(detail)
         })?;
         let token = self.shared.tokens.token().await.map_err(|e| {
-            let (message, cause) = e.into_parts();
-            let error = Error::before_send(operation, ErrorKind::Auth, ids).with_detail(message);
+            let (message, sign_in_again, cause) = e.into_parts();
+            let kind = if sign_in_again {
+                ErrorKind::SignInAgain
+            } else {
+                ErrorKind::Auth
+            };
+            let error = Error::before_send(operation, kind, ids).with_detail(message);
             match cause {
                 Some(cause) => error.with_source(cause),
                 None => error,

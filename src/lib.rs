@@ -40,6 +40,7 @@ mod model;
 mod record;
 mod response;
 mod retry;
+mod signin;
 mod status;
 mod transport;
 
@@ -59,6 +60,11 @@ pub use model::{
 };
 pub use response::{Response, parse_retry_after};
 pub use retry::{Decision, Failure, GiveUpReason, RetryPolicy};
+pub use signin::{
+    AppCredentials, Authority, Clock, DeviceCode, DeviceSignIn, FileStore, MemoryStore,
+    PARTNER_CENTER_RESOURCE, REFRESH_AHEAD, RefreshTokenProvider, RefreshTokenStore, Secret,
+    StoredSettings, TokenEndpoint,
+};
 pub use status::UpgradeStatus;
 pub use transport::MAX_ANSWER_BYTES;
 

@@ -35,6 +35,7 @@ impl Error {
         let mut error = Error::new(operation, kind, Sent::Yes).with_ids(answered_ids(headers, ids));
         error.status = Some(status);
         error.ms_cv = header_text(headers, &MS_CV);
+        error.www_authenticate = header_text(headers, &reqwest::header::WWW_AUTHENTICATE);
         error.retry_after = header_text(headers, &RETRY_AFTER)
             .and_then(|v| parse_retry_after(&v, chrono::Utc::now()));
         if kind == ErrorKind::Status {

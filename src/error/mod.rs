@@ -65,6 +65,9 @@ pub enum ErrorKind {
     InvalidInput,
     /// The token provider gave no token (nothing was sent).
     Auth,
+    /// The refresh token can no longer be used (expired, revoked, or multi-factor sign-in
+    /// required): sign in again (`pc-upgrade login`). Never retried; nothing was sent.
+    SignInAgain,
     /// No connection could be made (nothing was sent): refused, unreachable, or a name that
     /// does not resolve; the message says which.
     Connect,
@@ -208,6 +211,7 @@ pub struct Error {
     request_id: Option<RequestId>,
     correlation_id: Option<CorrelationId>,
     ms_cv: Option<String>,
+    www_authenticate: Option<String>,
     body: Option<Bytes>,
     detail: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -227,6 +231,7 @@ impl Error {
             request_id: None,
             correlation_id: None,
             ms_cv: None,
+            www_authenticate: None,
             body: None,
             detail: None,
             source: None,
@@ -333,6 +338,19 @@ impl Error {
         self.attempts
     }
 
+    /// A `401` whose `WWW-Authenticate` or body says the token expired.
+    pub(crate) fn says_token_expired(&self) -> bool {
+        if self.status != Some(401) {
+            return false;
+        }
+        let expired = |text: &str| text.to_ascii_lowercase().contains("expired");
+        self.www_authenticate.as_deref().is_some_and(expired)
+            || self
+                .service_error
+                .as_ref()
+                .is_some_and(|e| expired(&e.description))
+    }
+
     /// True when the server answered with Partner Center error code `code`.
     pub fn has_service_code(&self, code: i64) -> bool {
         self.service_error
@@ -367,6 +385,7 @@ impl fmt::Display for Error {
             }
             (ErrorKind::InvalidInput, _) => f.write_str("invalid input")?,
             (ErrorKind::Auth, _) => f.write_str("no access token")?,
+            (ErrorKind::SignInAgain, _) => f.write_str("sign in again")?,
             (ErrorKind::Connect, _) => f.write_str("could not connect")?,
             (ErrorKind::Tls, _) => f.write_str("the TLS handshake failed")?,
             (ErrorKind::Timeout, _) => f.write_str("timed out")?,

@@ -15,4 +15,5 @@ mod plausible;
 mod props;
 mod provider;
 mod retries;
+mod signin;
 mod traces;
