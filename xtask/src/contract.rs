@@ -331,7 +331,7 @@ fn provider(
                 base_url: prism.url.clone(),
                 token: "prism-accepts-any-bearer-token".into(),
             };
-            let result = contract::verify::run(spec, target, verify).await?;
+            let result = verify_printing(spec, target, verify).await?;
             return Ok((format!("prism mock ({})", prism.url), result));
         }
         match external {
@@ -340,7 +340,7 @@ fn provider(
                     base_url: base_url.clone(),
                     token,
                 };
-                let result = contract::verify::run(spec, target, verify).await?;
+                let result = verify_printing(spec, target, verify).await?;
                 Ok((base_url, result))
             }
             None => {
@@ -354,11 +354,30 @@ fn provider(
                     base_url: mock.url(),
                     token: mock.token().to_owned(),
                 };
-                let result = contract::verify::run(spec, target, verify).await?;
+                let result = verify_printing(spec, target, verify).await?;
                 Ok(("embedded mock".to_owned(), result))
             }
         }
     })
+}
+
+/// Provider verification, printing `done/total cases` on stderr at every tenth of the run.
+async fn verify_printing(
+    spec: serde_json::Value,
+    target: contract::verify::Target,
+    options: contract::verify::Options,
+) -> Result<contract::verify::Verification, String> {
+    let every = (options.cases / 10).max(1);
+    let result = contract::verify::run_with_progress(spec, target, options, &|progress| {
+        if progress.done % every == 0 {
+            eprint!("\r      {}/{} cases", progress.done, progress.total);
+        }
+    })
+    .await;
+    if result.is_ok() {
+        eprintln!();
+    }
+    result
 }
 
 /// Runs an external tool over the spec: one case, failed with the tool's output when it exits

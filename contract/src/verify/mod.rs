@@ -138,10 +138,32 @@ impl Verification {
     }
 }
 
-/// Runs the verification.
+/// How far a run is, reported after every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Cases finished so far.
+    pub done: usize,
+    /// Cases planned in all ([`Options::cases`]).
+    pub total: usize,
+}
+
+/// Runs the verification, reporting nothing while it runs.
 ///
 /// Refuses a target [`check_base_url`] refuses, before sending anything.
 pub async fn run(spec: Value, target: Target, options: Options) -> Result<Verification, String> {
+    run_with_progress(spec, target, options, &|_| {}).await
+}
+
+/// Runs the verification, calling `progress` after every case (in the order cases finish).
+///
+/// Refuses a target [`check_base_url`] refuses, before sending anything.
+pub async fn run_with_progress(
+    spec: Value,
+    target: Target,
+    options: Options,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Verification, String> {
     let loopback = check_base_url(&target.base_url)?;
     let contract = Contract::new(spec)?;
     flow::check_operations(&contract)?;
@@ -157,7 +179,6 @@ pub async fn run(spec: Value, target: Target, options: Options) -> Result<Verifi
         contract,
     };
     let started = Instant::now();
-    let progress_every = (options.cases / 10).max(1);
     let (stateless, strict) = (options.stateless, options.strict);
     let runner = &runner;
     let mut results =
@@ -185,11 +206,11 @@ pub async fn run(spec: Value, target: Target, options: Options) -> Result<Verifi
         requests += sent;
         coverage.merge(seen);
         cases.push((i, case));
-        if cases.len() % progress_every == 0 {
-            eprint!("\r      {}/{} cases", cases.len(), options.cases);
-        }
+        progress(Progress {
+            done: cases.len(),
+            total: options.cases,
+        });
     }
-    eprintln!();
     cases.sort_by_key(|(i, _)| *i);
     Ok(Verification {
         cases: cases.into_iter().map(|(_, c)| c).collect(),
@@ -253,5 +274,31 @@ mod tests {
             .unwrap_err();
         assert!(refused.contains("plain http"), "{refused}");
         assert!(!refused.contains("secret"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn progress_is_reported_after_every_case() {
+        let mock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = Target {
+            // Nothing answers: every case fails fast, and is reported all the same.
+            base_url: format!("http://{}", mock.local_addr().unwrap()),
+            token: "t".into(),
+        };
+        drop(mock);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let options = Options {
+            cases: 4,
+            concurrency: 1,
+            ..Options::default()
+        };
+
+        let verification = run_with_progress(crate::spec(), target, options, &|p| {
+            seen.lock().unwrap().push((p.done, p.total));
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(verification.cases.len(), 4);
+        assert_eq!(*seen.lock().unwrap(), [(1, 4), (2, 4), (3, 4), (4, 4)]);
     }
 }
