@@ -6,14 +6,17 @@
 //! the old spec, called by clients generated from the new one). The project adds rules only
 //! where drift is silent (see `rules`), each tested with a pair of small spec fragments.
 //!
-//! Exits non-zero when a change breaks existing clients, unless `info.version`'s major part was
-//! raised.
+//! Exits non-zero unless `info.version` grows as the changes ask, by the policy `publish` applies
+//! too (`compat`): the major part for a change that breaks existing clients, any part for another
+//! change to the contract.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+use crate::compat;
 
 /// Options of `cargo xtask diff`.
 #[derive(Debug, clap::Args)]
@@ -376,17 +379,6 @@ mod rules {
     }
 }
 
-/// The major part of `info.version` (`1` for `1.4.2`).
-pub fn major(spec: &Value) -> Option<u64> {
-    spec["info"]["version"]
-        .as_str()?
-        .split('.')
-        .next()?
-        .trim_start_matches('v')
-        .parse()
-        .ok()
-}
-
 /// Where the spec lives in the repository, relative to its top.
 const SPEC_IN_REPO: &str = "openapi/product-upgrades.yaml";
 
@@ -501,7 +493,7 @@ fn default_base(root: &Path) -> String {
     }
 }
 
-/// Prints the findings; true when the change may land.
+/// Prints the findings; true when the change may land with the new spec's `info.version`.
 pub fn report(findings: &[Finding], old: &Value, new: &Value) -> bool {
     let (from, to) = (
         old["info"]["version"].as_str().unwrap_or("?"),
@@ -509,7 +501,6 @@ pub fn report(findings: &[Finding], old: &Value, new: &Value) -> bool {
     );
     if findings.is_empty() {
         println!("no changes to the contract (info.version {from} -> {to})");
-        return true;
     }
     for finding in findings {
         let label = match (finding.breaks_clients, finding.breaks_servers) {
@@ -524,21 +515,23 @@ pub fn report(findings: &[Finding], old: &Value, new: &Value) -> bool {
         );
     }
     let breaking = findings.iter().filter(|f| f.breaks_clients).count();
-    let raised = matches!((major(old), major(new)), (Some(a), Some(b)) if b > a);
-    println!(
-        "\n{} change(s), {breaking} breaking for existing clients; info.version {from} -> {to}",
-        findings.len()
-    );
-    if breaking == 0 {
-        true
-    } else if raised {
-        println!("the major version was raised, so breaking changes are allowed");
-        true
-    } else {
+    if !findings.is_empty() {
         println!(
-            "breaking changes need a new major version: raise info.version's major part, or keep the change compatible"
+            "\n{} change(s), {breaking} breaking for existing clients; info.version {from} -> {to}",
+            findings.len()
         );
-        false
+    }
+    match compat::check(from, to, compat::required_bump(findings)) {
+        Ok(()) => {
+            if breaking > 0 {
+                println!("the major version was raised, so breaking changes are allowed");
+            }
+            true
+        }
+        Err(why) => {
+            println!("{why}");
+            false
+        }
     }
 }
 
@@ -720,7 +713,19 @@ mod tests {
         assert!(!report(&found, &old, &new));
         new["info"]["version"] = json!("2.0.0");
         assert!(report(&found, &old, &new));
-        assert_eq!(major(&new), Some(2));
+    }
+
+    #[test]
+    fn a_compatible_change_needs_a_higher_version_and_no_change_needs_none() {
+        let old = spec(thing());
+        let mut new = old.clone();
+        new["components"]["schemas"]["Thing"]["properties"]["label"] = json!({ "type": "string" });
+        let found = findings(&old, &new);
+        assert!(!found.is_empty() && !found.iter().any(|f| f.breaks_clients));
+        assert!(!report(&found, &old, &new));
+        new["info"]["version"] = json!("1.0.1");
+        assert!(report(&found, &old, &new));
+        assert!(report(&[], &old, &old));
     }
 
     /// A git repository in a fresh temporary folder: a first commit without the spec, a second

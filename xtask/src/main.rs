@@ -3,6 +3,7 @@
 //! One module a task; each task says what failed and how to fix it.
 
 mod codegen_task;
+mod compat;
 mod contract;
 mod diff;
 mod independent;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{diff, tools};
+use crate::{compat, diff, tools};
 
 /// Options of `cargo xtask publish`.
 #[derive(Debug, clap::Args)]
@@ -29,36 +29,28 @@ pub struct Options {
     pub check: bool,
 }
 
-fn version(spec: &Value) -> Result<semver::Version, String> {
-    let text = spec["info"]["version"].as_str().unwrap_or_default();
-    semver::Version::parse(text)
-        .map_err(|e| format!("info.version {text:?} is not a semantic version: {e}"))
-}
-
-/// Why a publication is refused, if it is: the version must grow with the change.
-pub fn refusal(
-    previous: &Value,
-    current: &Value,
-    findings: &[diff::Finding],
-) -> Result<Option<String>, String> {
-    let (before, after) = (version(previous)?, version(current)?);
+/// Why a publication is refused, if it is: the version must grow with the change, by the policy
+/// `diff` applies too (`compat`). A changed document always needs a new version, even when only
+/// its documentation changed: the published bytes differ.
+pub fn refusal(previous: &Value, current: &Value, findings: &[diff::Finding]) -> Option<String> {
     if findings.is_empty() && previous == current {
-        return Ok(None);
+        return None;
     }
-    let breaking = findings.iter().any(|f| f.breaks_clients);
-    if breaking && after.major <= before.major {
-        return Ok(Some(format!(
-            "the spec breaks existing clients ({} change(s), see `cargo xtask diff --old publish/product-upgrades.json`) \
-             but info.version went from {before} to {after}: raise the major version",
+    let required = compat::required_bump(findings).max(compat::Bump::Patch);
+    let version = |spec: &Value| {
+        spec["info"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let why = compat::check(&version(previous), &version(current), required).err()?;
+    Some(match required {
+        compat::Bump::Major => format!(
+            "{why} ({} change(s) break existing clients, see `cargo xtask diff --old publish/product-upgrades.json`)",
             findings.iter().filter(|f| f.breaks_clients).count()
-        )));
-    }
-    if after <= before {
-        return Ok(Some(format!(
-            "the spec changed but info.version stayed at {after} (published: {before}): raise it"
-        )));
-    }
-    Ok(None)
+        ),
+        _ => why,
+    })
 }
 
 /// The changelog section for a publication.
@@ -171,7 +163,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         return Ok(false);
     }
     if let Some(previous) = &previous
-        && let Some(why) = refusal(previous, &current, &findings)?
+        && let Some(why) = refusal(previous, &current, &findings)
     {
         eprintln!("refusing to publish: {why}");
         return Ok(false);
@@ -553,7 +545,7 @@ mod tests {
             let new = spec(version, "string");
             let findings = diff::diff(&old, &new).unwrap();
             assert_eq!(
-                refusal(&old, &new, &findings).unwrap().is_some(),
+                refusal(&old, &new, &findings).is_some(),
                 refused,
                 "{version}"
             );
@@ -566,9 +558,21 @@ mod tests {
         let mut new = spec("1.2.0", "integer");
         new["components"]["schemas"]["Thing"]["properties"]["label"] = json!({ "type": "string" });
         let findings = diff::diff(&old, &new).unwrap();
-        assert!(refusal(&old, &new, &findings).unwrap().is_some());
+        assert!(refusal(&old, &new, &findings).is_some());
         new["info"]["version"] = json!("1.2.1");
-        assert!(refusal(&old, &new, &findings).unwrap().is_none());
+        assert!(refusal(&old, &new, &findings).is_none());
+    }
+
+    #[test]
+    fn a_documentation_change_is_published_under_a_new_version_only() {
+        let old = spec("1.2.0", "integer");
+        let mut new = old.clone();
+        new["info"]["description"] = json!("now documented");
+        let findings = diff::diff(&old, &new).unwrap();
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(refusal(&old, &new, &findings).is_some());
+        new["info"]["version"] = json!("1.2.1");
+        assert!(refusal(&old, &new, &findings).is_none());
     }
 
     #[test]
