@@ -12,7 +12,9 @@ fn main() {
         Ok(spec) => spec,
         Err(e) => fail(&format!("cannot read {}: {e}", codegen::SPEC_PATH)),
     };
-    let code = codegen::generate(&spec).unwrap_or_else(|message| fail(&message));
+    // Cargo runs the build script once per feature set, and says whether `wire` is on.
+    let build = codegen::Build::for_wire_feature(std::env::var_os("CARGO_FEATURE_WIRE").is_some());
+    let code = codegen::generate(&spec, build).unwrap_or_else(|message| fail(&message));
     let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
         .join("codegen.rs");
     if let Err(e) = std::fs::write(&out, code) {

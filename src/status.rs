@@ -91,6 +91,7 @@ impl UpgradeStatus {
     }
 }
 
+#[cfg(feature = "wire")]
 impl schemars::JsonSchema for UpgradeStatus {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "UpgradeStatus".into()

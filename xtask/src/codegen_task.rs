@@ -38,7 +38,11 @@ fn header() -> String {
 pub fn expected(root: &Path) -> Result<String, String> {
     let spec = std::fs::read_to_string(root.join(codegen::SPEC_PATH))
         .map_err(|e| format!("cannot read {}: {e}", codegen::SPEC_PATH))?;
-    Ok(format!("{}{}", header(), codegen::generate(&spec)?))
+    Ok(format!(
+        "{}{}",
+        header(),
+        codegen::generate(&spec, codegen::Build::Wire)?
+    ))
 }
 
 /// `None` when the committed copy matches the spec; otherwise what is wrong and how to fix it.
