@@ -1,11 +1,12 @@
 //! The contract run's report: one row a check, printed as a table, with failures and warnings
-//! listed apart; the same rows as JSON and JUnit (failures as `<failure>`, warnings in
-//! `<system-out>`).
+//! listed apart; the same rows as JSON and JUnit (written with quick-junit: failures as
+//! `<failure>`, warnings in `<system-out>`).
 
 use std::path::Path;
 use std::time::Duration;
 
 use partner_center_contract::verify::{CaseResult, Verification};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde_json::json;
 
 /// How one check ended.
@@ -219,78 +220,89 @@ pub fn write_json(
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Writes a JUnit XML report: one test suite a check, one test case per case of a check made
-/// of cases (provider verification, recordings), else one for the check. Failures are
-/// `<failure>`; warnings go to the test case's `<system-out>`, one `warning:` line each.
-pub fn write_junit(path: &Path, rows: &[Row]) -> Result<(), String> {
-    let mut out = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cargo xtask contract\">\n",
-    );
-    for row in rows {
-        let by_case = !row.case_results.is_empty();
-        let (tests, failures) = if by_case {
-            (row.case_results.len(), row.failed)
-        } else {
-            (1, usize::from(row.outcome == Outcome::Failed))
-        };
-        out.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">\n",
-            xml(&row.check),
-            row.time.as_secs_f64()
-        ));
-        if by_case {
-            for case in &row.case_results {
-                out.push_str(&format!(
-                    "    <testcase name=\"{}\" time=\"{:.4}\">",
-                    xml(&case.name),
-                    case.elapsed.as_secs_f64()
-                ));
-                if !case.failures.is_empty() {
-                    out.push_str(&format!(
-                        "<failure message=\"{}\"/>",
-                        xml(&case.failures.join("; "))
-                    ));
-                }
-                system_out(&mut out, &case.warnings);
-                out.push_str("</testcase>\n");
+/// Text as XML 1.0 may hold it. quick-junit drops the control characters XML forbids; a failure
+/// quoting what a server sent should show them, so every control character (bar tab and line
+/// feed) and the two noncharacters XML forbids are written out as `\u{..}` first.
+fn xml_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
             }
-        } else {
-            out.push_str(&format!("    <testcase name=\"{}\">", xml(&row.check)));
-            match &row.outcome {
-                Outcome::Failed => out.push_str(&format!(
-                    "<failure message=\"{}\"/>",
-                    xml(&row.details.join("; "))
-                )),
-                Outcome::Skipped(why) => {
-                    out.push_str(&format!("<skipped message=\"{}\"/>", xml(why)))
-                }
-                Outcome::Passed => {}
-            }
-            system_out(&mut out, &row.warnings);
-            out.push_str("</testcase>\n");
+            c => out.push(c),
         }
-        out.push_str("  </testsuite>\n");
     }
-    out.push_str("</testsuites>\n");
-    std::fs::write(path, out).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    out
 }
 
-fn system_out(out: &mut String, warnings: &[String]) {
-    if warnings.is_empty() {
-        return;
+/// One JUnit test case: failed with its failures (joined as the message, one a line as the
+/// text), skipped with the reason, or passed; warnings in `<system-out>`, one `warning:` line
+/// each.
+fn test_case(
+    name: &str,
+    failures: &[String],
+    skipped: Option<&str>,
+    warnings: &[String],
+) -> TestCase {
+    let status = if !failures.is_empty() {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status
+            .set_message(xml_text(&failures.join("; ")))
+            .set_description(xml_text(&failures.join("\n")));
+        status
+    } else if let Some(why) = skipped {
+        let mut status = TestCaseStatus::skipped();
+        status.set_message(xml_text(why));
+        status
+    } else {
+        TestCaseStatus::success()
+    };
+    let mut case = TestCase::new(xml_text(name), status);
+    if !warnings.is_empty() {
+        let lines: Vec<String> = warnings.iter().map(|w| format!("warning: {w}")).collect();
+        case.set_system_out(xml_text(&lines.join("\n")));
     }
-    out.push_str("<system-out>");
-    for warning in warnings {
-        out.push_str(&format!("warning: {}\n", xml(warning)));
+    case
+}
+
+/// The JUnit XML report: one test suite a check, one test case per case of a check made of
+/// cases (provider verification, recordings), else one for the check.
+pub fn junit(rows: &[Row]) -> Result<String, String> {
+    let mut report = Report::new("cargo xtask contract");
+    for row in rows {
+        let mut suite = TestSuite::new(xml_text(&row.check));
+        suite.set_time(row.time);
+        if row.case_results.is_empty() {
+            let skipped = match &row.outcome {
+                Outcome::Skipped(why) => Some(why.as_str()),
+                Outcome::Passed | Outcome::Failed => None,
+            };
+            // A failed check is a failure in JUnit even when it listed no detail.
+            let failures = match (&row.outcome, row.details.is_empty()) {
+                (Outcome::Failed, false) => row.details.clone(),
+                (Outcome::Failed, true) => vec!["failed".to_owned()],
+                _ => Vec::new(),
+            };
+            suite.add_test_case(test_case(&row.check, &failures, skipped, &row.warnings));
+        } else {
+            for result in &row.case_results {
+                let mut case = test_case(&result.name, &result.failures, None, &result.warnings);
+                case.set_time(result.elapsed);
+                suite.add_test_case(case);
+            }
+        }
+        report.add_test_suite(suite);
     }
-    out.push_str("</system-out>");
+    report
+        .to_string()
+        .map_err(|e| format!("cannot write the JUnit report: {e}"))
+}
+
+/// Writes the JUnit XML report (`junit`) to `path`.
+pub fn write_junit(path: &Path, rows: &[Row]) -> Result<(), String> {
+    std::fs::write(path, junit(rows)?).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -363,15 +375,121 @@ mod tests {
 
     #[test]
     fn junit_reports_failures_as_failures_and_warnings_as_output() {
-        let path = std::env::temp_dir().join(format!("junit-{}.xml", std::process::id()));
-        write_junit(&path, &[cases()]).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let xml = junit(&[
+            cases(),
+            Row::skipped("prism", "npm is not installed".into()),
+        ])
+        .unwrap();
+        let report = Report::deserialize_from_str(&xml).unwrap();
 
-        assert!(text.contains("tests=\"3\" failures=\"1\""));
-        assert_eq!(text.matches("<failure ").count(), 1);
-        assert!(text.contains("<failure message=\"lacks Location\"/>"));
-        assert!(text.contains("<system-out>warning: accepted &lt;this&gt;\n</system-out>"));
-        assert_eq!(text.matches("<system-out>").count(), 2);
+        let suite = &report.test_suites[0];
+        assert_eq!((suite.tests, suite.failures), (3, 1));
+        let by_name = |name: &str| {
+            suite
+                .test_cases
+                .iter()
+                .find(|c| c.name.as_str() == name)
+                .unwrap_or_else(|| panic!("no test case {name}: {xml}"))
+        };
+        assert!(matches!(
+            &by_name("broken case").status,
+            TestCaseStatus::NonSuccess { kind: NonSuccessKind::Failure, message: Some(m), .. }
+                if m.as_str() == "lacks Location"
+        ));
+        assert!(matches!(
+            by_name("ok case").status,
+            TestCaseStatus::Success { .. }
+        ));
+        let output = |name: &str| by_name(name).system_out.as_ref().map(|o| o.to_string());
+        assert_eq!(
+            output("lenient case").as_deref(),
+            Some("warning: accepted <this>")
+        );
+        assert_eq!(
+            output("broken case").as_deref(),
+            Some("warning: accepted that")
+        );
+        assert_eq!(output("ok case"), None);
+
+        let skipped = &report.test_suites[1];
+        assert_eq!((skipped.tests, skipped.skipped), (1, 1));
+        assert!(matches!(
+            &skipped.test_cases[0].status,
+            TestCaseStatus::Skipped { message: Some(m), .. } if m.as_str() == "npm is not installed"
+        ));
+    }
+
+    /// Every character is one the XML 1.0 `Char` production allows.
+    fn is_xml_char(c: char) -> bool {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    }
+
+    #[test]
+    fn control_characters_and_cdata_ends_in_messages_still_make_valid_xml() {
+        use quick_xml::events::Event;
+
+        let hostile = "body \u{0}\u{1}\u{8}\u{b}\u{c}\u{1b}[31mred\u{1b}[0m \u{7f}\u{85}\u{ffff} ]]> <x a=\"1\"> & '";
+        let row = Row::of_cases(
+            "provider: \u{1}odd ]]>",
+            vec![case("case \u{2} ]]>", &[hostile], &[hostile])],
+            Duration::ZERO,
+        );
+        let failed_check = Row::new("spec rules", 1, vec![hostile.into()], Duration::ZERO);
+        let xml = junit(&[row, failed_check]).unwrap();
+
+        let bad: Vec<char> = xml.chars().filter(|c| !is_xml_char(*c)).collect();
+        assert!(bad.is_empty(), "characters XML 1.0 forbids: {bad:?}");
+        assert!(!xml.contains("]]>"), "{xml}");
+        // quick-xml reads it through, every element closed and every escape known.
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        reader.config_mut().check_end_names = true;
+        loop {
+            match reader.read_event().unwrap() {
+                Event::Eof => break,
+                Event::Start(e) | Event::Empty(e) => {
+                    for attribute in e.attributes() {
+                        attribute
+                            .unwrap()
+                            .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                            .unwrap();
+                    }
+                }
+                Event::Text(text) => {
+                    text.decode().unwrap();
+                }
+                Event::GeneralRef(reference) => {
+                    let name = reference.decode().unwrap();
+                    assert!(
+                        reference.is_char_ref()
+                            || quick_xml::escape::resolve_predefined_entity(&name).is_some(),
+                        "&{name};"
+                    );
+                }
+                _ => {}
+            }
+        }
+
+        // And the text survives, the forbidden characters written out.
+        let shown = "body \\u{0}\\u{1}\\u{8}\\u{b}\\u{c}\\u{1b}[31mred\\u{1b}[0m \\u{7f}\\u{85}\\u{ffff} ]]> <x a=\"1\"> & '";
+        let report = Report::deserialize_from_str(&xml).unwrap();
+        let case = &report.test_suites[0].test_cases[0];
+        assert_eq!(case.name.as_str(), "case \\u{2} ]]>");
+        assert!(
+            matches!(
+                &case.status,
+                TestCaseStatus::NonSuccess { message: Some(m), .. } if m.as_str() == shown
+            ),
+            "{:?}",
+            case.status
+        );
+        assert_eq!(
+            case.system_out.as_ref().map(|o| o.to_string()),
+            Some(format!("warning: {shown}"))
+        );
+        assert_eq!(report.test_suites[1].name.as_str(), "spec rules");
+        assert!(matches!(
+            &report.test_suites[1].test_cases[0].status,
+            TestCaseStatus::NonSuccess { message: Some(m), .. } if m.as_str() == shown
+        ));
     }
 }
