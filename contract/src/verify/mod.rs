@@ -165,6 +165,11 @@ pub async fn run_with_progress(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Verification, String> {
     let loopback = check_base_url(&target.base_url)?;
+    let https = target
+        .base_url
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("https:");
     let contract = Contract::new(spec)?;
     flow::check_operations(&contract)?;
     let mut coverage = coverage::declared(&contract);
@@ -174,7 +179,7 @@ pub async fn run_with_progress(
         .map(|i| plan::plan(i, &mut rng, &contract, &negatives))
         .collect();
     let runner = Runner {
-        http: transport::http_client(options.timeout, loopback)?,
+        http: transport::http_client(options.timeout, https, loopback)?,
         target,
         contract,
     };

@@ -2,6 +2,8 @@
 //! [`check_base_url`] allows, never through a proxy for loopback, never following a redirect,
 //! and never reading more than [`MAX_ANSWER_BYTES`] of an answer.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -66,13 +68,18 @@ fn without_userinfo(value: &str) -> String {
     shown.chars().take(200).collect()
 }
 
-/// A reqwest client for verification: TLS through rustls with the `ring` provider, installed as
-/// the process default if none is (this runs in tools, not in the library). Redirects are never
-/// followed (the token would follow them); a loopback target is never reached through a proxy
-/// (`HTTP_PROXY` and the like would otherwise get the token of a local server).
-pub(super) fn http_client(timeout: Duration, loopback: bool) -> Result<reqwest::Client, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// A reqwest client for verification. TLS is rustls with the `ring` provider, configured here
+/// for this client alone ([`tls_config`]) rather than by installing a process-wide default
+/// provider. Redirects are never followed (the token would follow them); a loopback target is
+/// never reached through a proxy (`HTTP_PROXY` and the like would otherwise get the token of a
+/// local server).
+pub(super) fn http_client(
+    timeout: Duration,
+    https: bool,
+    loopback: bool,
+) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(https)?)
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none());
     if loopback {
@@ -81,6 +88,66 @@ pub(super) fn http_client(timeout: Duration, loopback: bool) -> Result<reqwest::
     builder
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// rustls with the `ring` provider, the safe default protocol versions and HTTP/1.1. The
+/// certificate roots are the system's PEM bundle ([`system_roots`]), read only for an https
+/// target: a plain-http loopback target makes no TLS connection, and redirects are not followed.
+fn tls_config(https: bool) -> Result<rustls::ClientConfig, String> {
+    let roots = if https {
+        system_roots(&root_bundles())?
+    } else {
+        rustls::RootCertStore::empty()
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot configure TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Where the system's certificate bundle usually is: Debian, Ubuntu, Arch and Alpine; Fedora and
+/// RHEL; older RHEL and CentOS; openSUSE; macOS and the BSDs.
+const ROOT_BUNDLES: [&str; 5] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// `SSL_CERT_FILE` when it is set (as OpenSSL reads it), otherwise [`ROOT_BUNDLES`].
+fn root_bundles() -> Vec<PathBuf> {
+    match std::env::var_os("SSL_CERT_FILE") {
+        Some(file) => vec![PathBuf::from(file)],
+        None => ROOT_BUNDLES.iter().map(PathBuf::from).collect(),
+    }
+}
+
+/// The certificates of the first of `bundles` that holds any (PEM; what does not parse as a
+/// certificate is skipped), or why there are none.
+fn system_roots(bundles: &[PathBuf]) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    for path in bundles {
+        let Ok(pem) = std::fs::read(path) else {
+            continue;
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _) =
+            roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).flatten());
+        if added > 0 {
+            return Ok(roots);
+        }
+    }
+    let tried: Vec<String> = bundles.iter().map(|p| p.display().to_string()).collect();
+    Err(format!(
+        "no certificate roots for https: no PEM certificates in {} (set SSL_CERT_FILE to a PEM bundle)",
+        tried.join(", ")
+    ))
 }
 
 /// Reads an answer's body, at most [`MAX_ANSWER_BYTES`] of it, a chunk at a time.
@@ -213,5 +280,36 @@ mod tests {
             assert!(refused.contains(reason), "{url}: {refused}");
             assert!(!refused.contains("hunter2secret"), "{refused}");
         }
+    }
+
+    #[test]
+    fn roots_come_from_the_first_bundle_that_holds_certificates() {
+        let dir = std::env::temp_dir().join(format!("pc-roots-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let missing = dir.join("missing.pem");
+
+        let refused = system_roots(&[missing.clone(), empty.clone()]).unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert!(refused.contains("SSL_CERT_FILE"), "{refused}");
+        assert!(refused.contains("missing.pem") && refused.contains("empty.pem"));
+        // Where the system has a bundle (CI's Linux images do), it is read.
+        let system: Vec<PathBuf> = ROOT_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .collect();
+        if !system.is_empty() {
+            assert!(!system_roots(&system).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_plain_http_client_needs_no_roots_and_installs_no_process_provider() {
+        assert!(http_client(Duration::from_secs(1), false, true).is_ok());
+        assert!(tls_config(false).unwrap().alpn_protocols == [b"http/1.1".to_vec()]);
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
     }
 }
