@@ -101,7 +101,10 @@ fn to_json_schema(schema: &Value) -> Value {
                 // the 3.0.3 way to make a referenced schema nullable): null, or whatever the
                 // rest allows. Widening `type` alone would not do: the referenced schema's own
                 // `type` inside `allOf` still refuses null.
-                if ["allOf", "anyOf", "oneOf"].iter().any(|k| out.contains_key(*k)) {
+                if ["allOf", "anyOf", "oneOf"]
+                    .iter()
+                    .any(|k| out.contains_key(*k))
+                {
                     return json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] });
                 }
                 if let Some(Value::String(t)) = out.get("type").cloned() {
