@@ -163,6 +163,24 @@ pub trait TokenProvider: Send + Sync {
     }
 }
 
+impl<T: TokenProvider + ?Sized> TokenProvider for Box<T> {
+    fn token(&self) -> TokenFuture<'_> {
+        (**self).token()
+    }
+    fn invalidate(&self) -> bool {
+        (**self).invalidate()
+    }
+}
+
+impl<T: TokenProvider + ?Sized> TokenProvider for std::sync::Arc<T> {
+    fn token(&self) -> TokenFuture<'_> {
+        (**self).token()
+    }
+    fn invalidate(&self) -> bool {
+        (**self).invalidate()
+    }
+}
+
 /// A [`TokenProvider`] that always returns the same token, for scripts and tests.
 #[derive(Debug, Clone)]
 pub struct StaticToken(AccessToken);

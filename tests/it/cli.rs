@@ -11,11 +11,10 @@ async fn mock_with(config: MockConfig) -> RunningMock {
 /// Runs `pc-upgrade` with the mock's token in PARTNER_CENTER_TOKEN (unless `token` says
 /// otherwise) and quick retries and polls.
 async fn pc_upgrade(mock: &RunningMock, token: Option<&str>, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pc-upgrade"));
+    let mut command = crate::support::pc_upgrade_command();
     command
         .args(["--base-url", &mock.url(), "--retry-delay", "10ms"])
-        .args(args)
-        .env_remove("PARTNER_CENTER_TOKEN");
+        .args(args);
     if let Some(token) = token.or(Some(mock.token())).filter(|t| !t.is_empty()) {
         command.env("PARTNER_CENTER_TOKEN", token);
     }
@@ -268,7 +267,7 @@ async fn invalid_input_is_refused_before_any_request_with_what_to_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_to_a_remote_host_is_refused() {
     let output = tokio::task::spawn_blocking(|| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_pc-upgrade"))
+        crate::support::pc_upgrade_command()
             .args([
                 "--base-url",
                 "http://partner.example",
@@ -391,4 +390,88 @@ async fn record_writes_every_exchange_without_the_token_and_the_recordings_confo
     let failed: Vec<_> = checked.failed().collect();
     assert!(failed.is_empty(), "{failed:#?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A JSON Web Token with `claims` (unsigned: `whoami` reads claims, it does not verify).
+fn jwt(claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.{}",
+        b64(br#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes()),
+        b64(b"signature-part-that-is-secret")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_says_plainly_what_is_wrong_with_a_token_and_never_prints_it() {
+    let in_an_hour = chrono::Utc::now().timestamp() + 3600;
+    let cases = [
+        (
+            serde_json::json!({ "aud": "https://api.partnercenter.microsoft.com", "tid": "t", "upn": "ops@contoso.com",
+                "scp": "user_impersonation", "amr": ["pwd", "mfa"], "exp": in_an_hour }),
+            0,
+            "ops@contoso.com",
+        ),
+        (
+            serde_json::json!({ "aud": "https://api.partnercenter.microsoft.com", "scp": "user_impersonation",
+                "amr": ["pwd"], "exp": in_an_hour }),
+            7,
+            "multi-factor",
+        ),
+        (
+            serde_json::json!({ "aud": "https://api.partnercenter.microsoft.com", "roles": ["x"], "idtyp": "app", "exp": in_an_hour }),
+            7,
+            "app-only",
+        ),
+        (
+            serde_json::json!({ "aud": "https://graph.microsoft.com", "scp": "x", "amr": ["mfa"], "exp": in_an_hour }),
+            7,
+            "not Partner Center",
+        ),
+        (
+            serde_json::json!({ "aud": "https://api.partnercenter.microsoft.com", "scp": "x", "amr": ["mfa"], "exp": 1000 }),
+            7,
+            "expired",
+        ),
+    ];
+    for (claims, code, says) in cases {
+        let token = jwt(claims.clone());
+        let output = tokio::task::spawn_blocking(move || {
+            crate::support::pc_upgrade_command()
+                .arg("whoami")
+                .env("PARTNER_CENTER_TOKEN", &token)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let printed = format!("{}{}", stdout(&output), stderr(&output));
+        assert_eq!(output.status.code(), Some(code), "{claims}: {printed}");
+        assert!(printed.contains(says), "{claims}: {printed}");
+        assert!(
+            !printed.contains("c2lnbmF0dXJl"),
+            "the token was printed: {printed}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_without_an_app_or_tenant_says_which_variables_to_set() {
+    let output = tokio::task::spawn_blocking(|| {
+        crate::support::pc_upgrade_command()
+            .arg("login")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("PARTNER_CENTER_CLIENT_ID"),
+        "{}",
+        stderr(&output)
+    );
 }

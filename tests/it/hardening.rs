@@ -30,18 +30,7 @@ fn upgrade_id() -> UpgradeId {
 }
 
 fn pc_upgrade() -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pc-upgrade"));
-    for proxy in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        command.env_remove(proxy);
-    }
-    command
+    support::pc_upgrade_command()
 }
 
 async fn output_of(mut command: std::process::Command) -> std::process::Output {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use partner_center_upgrades::{
-    BaseUrl, Client, Cloud, CustomerId, Error, ErrorKind, Finish, PollOptions, Product,
-    ProductFamily, RequestIds, RetryPolicy, Start, StaticToken, Upgrade, UpgradeId, UpgradeOutcome,
+    Authority, BaseUrl, Client, Cloud, CustomerId, Error, ErrorKind, Finish, PollOptions, Product,
+    ProductFamily, RequestIds, RetryPolicy, Start, Upgrade, UpgradeId, UpgradeOutcome,
     UpgradeRequest, printable,
 };
 use serde_json::json;
@@ -30,15 +30,22 @@ mod exit {
     pub const SERVICE_ERROR: u8 = 5;
     /// `--wait` ran out before the upgrade finished; it goes on, and waiting again resumes it.
     pub const STILL_RUNNING: u8 = 6;
+    /// Sign in again (`pc-upgrade login`): the refresh token expired or was revoked, or the
+    /// token is app-only, for another audience, or lacks multi-factor authentication.
+    pub const SIGN_IN_AGAIN: u8 = 7;
 }
 
+mod sign_in;
+
 const EXIT_CODES: &str = "Exit codes: 0 success; 2 usage error (nothing sent); 3 not eligible; \
-4 upgrade failed; 5 service error; 6 still running when --timeout ran out.";
+4 upgrade failed; 5 service error; 6 still running when --timeout ran out; 7 sign in again.";
 
 #[derive(Parser)]
 #[command(name = "pc-upgrade", version, about, after_help = EXIT_CODES)]
 /// Upgrade Partner Center customers from Microsoft Azure (MS-AZR-0145P) subscriptions to an
-/// Azure plan. The access token (App+User) is read from PARTNER_CENTER_TOKEN.
+/// Azure plan. Sign in once with `pc-upgrade login` (the refresh token is kept in the
+/// credentials file and renewed as it goes), or set PARTNER_CENTER_REFRESH_TOKEN with
+/// PARTNER_CENTER_CLIENT_ID and PARTNER_CENTER_TENANT_ID, or a static PARTNER_CENTER_TOKEN.
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,6 +89,19 @@ struct Global {
     /// Format of the traces -v turns on
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The credentials file [default: ~/.config/pc-upgrade/credentials.json]
+    #[arg(long, global = true, value_name = "FILE")]
+    credentials: Option<std::path::PathBuf>,
+    /// The sign-in service; https, or http to a loopback address only [default: the cloud's]
+    #[arg(long, global = true, value_parser = parse_authority)]
+    authority: Option<Authority>,
+    /// Which token endpoint redeems refresh tokens [default: v2]
+    #[arg(long, global = true, value_enum)]
+    token_endpoint: Option<sign_in::EndpointName>,
+}
+
+fn parse_authority(text: &str) -> Result<Authority, String> {
+    Authority::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,6 +156,10 @@ struct Target {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Sign in with a device code (multi-factor) and keep the refresh token in the credentials file
+    Login,
+    /// Show who the current access token is for, without printing it (exit 7 when it cannot work)
+    Whoami,
     /// Check whether the customer can be upgraded (exit 3 when not)
     Eligibility(Target),
     /// Start the upgrade and print its id
@@ -182,6 +206,24 @@ fn duration_at_least<const MIN_MS: u64>(text: &str) -> Result<Duration, String> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.global);
+    if matches!(cli.command, Command::Login | Command::Whoami) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("error: cannot start: {e}");
+                return ExitCode::from(exit::SERVICE_ERROR);
+            }
+        };
+        return ExitCode::from(runtime.block_on(async {
+            match cli.command {
+                Command::Login => sign_in::login(&cli.global).await,
+                _ => sign_in::whoami(&cli.global, cli.global.output).await,
+            }
+        }));
+    }
     let client = match build_client(&cli.global) {
         Ok(client) => client,
         Err(message) => {
@@ -204,12 +246,7 @@ fn main() -> ExitCode {
 }
 
 fn build_client(global: &Global) -> Result<Client, String> {
-    let token = std::env::var("PARTNER_CENTER_TOKEN").map_err(|_| {
-        "set PARTNER_CENTER_TOKEN to an App+User access token (it is not taken as a flag, so it \
-         stays out of shell history)"
-            .to_owned()
-    })?;
-    let token = StaticToken::new(token).map_err(|e| format!("PARTNER_CENTER_TOKEN: {e}"))?;
+    let token = sign_in::tokens(global)?;
     let base_url = global
         .base_url
         .clone()
@@ -237,6 +274,7 @@ fn build_client(global: &Global) -> Result<Client, String> {
 
 async fn run(client: Client, command: Command, output: Output) -> u8 {
     let result = match command {
+        Command::Login | Command::Whoami => Ok(exit::USAGE), // handled before a client is built
         Command::Eligibility(target) => eligibility(&client, target, output).await,
         Command::Create(target) => create(&client, target, output).await,
         Command::Status { target, upgrade } => status(&client, target, upgrade, output).await,
@@ -264,6 +302,7 @@ async fn run(client: Client, command: Command, output: Output) -> u8 {
 fn report_error(error: &Error, output: Output) -> u8 {
     let code = match error.kind() {
         ErrorKind::Deadline => exit::STILL_RUNNING,
+        ErrorKind::SignInAgain => exit::SIGN_IN_AGAIN,
         ErrorKind::InvalidInput => exit::USAGE,
         _ => exit::SERVICE_ERROR,
     };

@@ -162,6 +162,31 @@ pub fn header_of(request: &Request, name: &str) -> String {
         .to_owned()
 }
 
+/// `pc-upgrade` as a process, isolated from the machine it runs on: no proxy variables, no
+/// credentials from the environment, and a config folder of its own (so a developer's
+/// `~/.config/pc-upgrade/credentials.json` is never read or written).
+pub fn pc_upgrade_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pc-upgrade"));
+    for name in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "PARTNER_CENTER_TOKEN",
+        "PARTNER_CENTER_REFRESH_TOKEN",
+        "PARTNER_CENTER_CLIENT_ID",
+        "PARTNER_CENTER_CLIENT_SECRET",
+        "PARTNER_CENTER_TENANT_ID",
+    ] {
+        command.env_remove(name);
+    }
+    let config = std::env::temp_dir().join(format!("pcu-config-{}", uuid::Uuid::new_v4()));
+    command.env("XDG_CONFIG_HOME", config);
+    command
+}
+
 /// The stateful mock with `config`, on a free loopback port.
 pub async fn start_mock(
     config: partner_center_mock::MockConfig,
