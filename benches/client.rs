@@ -118,8 +118,19 @@ fn overhead(c: &mut Criterion) {
         .unwrap();
     let url = runtime.block_on(fixed_server());
     let ours = client(&url, TOKEN);
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().build().unwrap();
+    // The same explicit TLS setup as the client's (no process-wide provider), for a fair
+    // comparison; the fixed server is plain http on loopback.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .build()
+        .unwrap();
     let request = UpgradeRequest::azure(CustomerId::parse(CUSTOMER).unwrap());
     let endpoint = format!("{url}/v1/productUpgrades/eligibility");
 

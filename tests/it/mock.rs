@@ -27,8 +27,7 @@ fn new_customer() -> UpgradeRequest {
 }
 
 fn raw_http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    crate::support::raw_http_builder().build().unwrap()
 }
 
 #[tokio::test]

@@ -16,9 +16,7 @@ use uuid::Uuid;
 const GENEROUS: Duration = Duration::from_secs(10);
 
 fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .no_proxy()
+    crate::support::raw_http_builder()
         .timeout(GENEROUS)
         .build()
         .unwrap()

@@ -2,7 +2,6 @@
 //! [`check_base_url`] allows, never through a proxy for loopback, never following a redirect,
 //! and never reading more than [`MAX_ANSWER_BYTES`] of an answer.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,64 +89,20 @@ pub(super) fn http_client(
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
-/// rustls with the `ring` provider, the safe default protocol versions and HTTP/1.1. The
-/// certificate roots are the system's PEM bundle ([`system_roots`]), read only for an https
-/// target: a plain-http loopback target makes no TLS connection, and redirects are not followed.
-fn tls_config(https: bool) -> Result<rustls::ClientConfig, String> {
-    let roots = if https {
-        system_roots(&root_bundles())?
-    } else {
-        rustls::RootCertStore::empty()
-    };
+/// rustls with the `ring` provider, the safe default protocol versions, HTTP/1.1 and the
+/// platform's certificate verifier (as the client itself uses), configured here rather than by
+/// installing a process-wide provider.
+fn tls_config(_https: bool) -> Result<rustls::ClientConfig, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot configure TLS: {e}"))?
-        .with_root_certificates(roots)
+        .with_platform_verifier()
+        .map_err(|e| format!("cannot load the platform's certificate verifier: {e}"))?
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Where the system's certificate bundle usually is: Debian, Ubuntu, Arch and Alpine; Fedora and
-/// RHEL; older RHEL and CentOS; openSUSE; macOS and the BSDs.
-const ROOT_BUNDLES: [&str; 5] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
-/// `SSL_CERT_FILE` when it is set (as OpenSSL reads it), otherwise [`ROOT_BUNDLES`].
-fn root_bundles() -> Vec<PathBuf> {
-    match std::env::var_os("SSL_CERT_FILE") {
-        Some(file) => vec![PathBuf::from(file)],
-        None => ROOT_BUNDLES.iter().map(PathBuf::from).collect(),
-    }
-}
-
-/// The certificates of the first of `bundles` that holds any (PEM; what does not parse as a
-/// certificate is skipped), or why there are none.
-fn system_roots(bundles: &[PathBuf]) -> Result<rustls::RootCertStore, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    for path in bundles {
-        let Ok(pem) = std::fs::read(path) else {
-            continue;
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        let (added, _) =
-            roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).flatten());
-        if added > 0 {
-            return Ok(roots);
-        }
-    }
-    let tried: Vec<String> = bundles.iter().map(|p| p.display().to_string()).collect();
-    Err(format!(
-        "no certificate roots for https: no PEM certificates in {} (set SSL_CERT_FILE to a PEM bundle)",
-        tried.join(", ")
-    ))
 }
 
 /// Reads an answer's body, at most [`MAX_ANSWER_BYTES`] of it, a chunk at a time.
@@ -279,30 +234,6 @@ mod tests {
             let refused = check_base_url(url).unwrap_err();
             assert!(refused.contains(reason), "{url}: {refused}");
             assert!(!refused.contains("hunter2secret"), "{refused}");
-        }
-    }
-
-    #[test]
-    fn roots_come_from_the_first_bundle_that_holds_certificates() {
-        let dir = std::env::temp_dir().join(format!("pc-roots-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
-        std::fs::write(&empty, "not a certificate").unwrap();
-        let missing = dir.join("missing.pem");
-
-        let refused = system_roots(&[missing.clone(), empty.clone()]).unwrap_err();
-        std::fs::remove_dir_all(&dir).unwrap();
-
-        assert!(refused.contains("SSL_CERT_FILE"), "{refused}");
-        assert!(refused.contains("missing.pem") && refused.contains("empty.pem"));
-        // Where the system has a bundle (CI's Linux images do), it is read.
-        let system: Vec<PathBuf> = ROOT_BUNDLES
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| p.is_file())
-            .collect();
-        if !system.is_empty() {
-            assert!(!system_roots(&system).unwrap().is_empty());
         }
     }
 

@@ -162,6 +162,20 @@ pub fn header_of(request: &Request, name: &str) -> String {
         .to_owned()
 }
 
+/// A plain reqwest client for loopback tests, with an explicit rustls configuration (no
+/// process-wide crypto provider is installed) and no proxy.
+pub fn raw_http_builder() -> reqwest::ClientBuilder {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .no_proxy()
+}
+
 /// `pc-upgrade` as a process, isolated from the machine it runs on: no proxy variables, no
 /// credentials from the environment, and a config folder of its own (so a developer's
 /// `~/.config/pc-upgrade/credentials.json` is never read or written).
