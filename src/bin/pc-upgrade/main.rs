@@ -206,31 +206,6 @@ fn duration_at_least<const MIN_MS: u64>(text: &str) -> Result<Duration, String> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.global);
-    if matches!(cli.command, Command::Login | Command::Whoami) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                eprintln!("error: cannot start: {e}");
-                return ExitCode::from(exit::SERVICE_ERROR);
-            }
-        };
-        return ExitCode::from(runtime.block_on(async {
-            match cli.command {
-                Command::Login => sign_in::login(&cli.global).await,
-                _ => sign_in::whoami(&cli.global, cli.global.output).await,
-            }
-        }));
-    }
-    let client = match build_client(&cli.global) {
-        Ok(client) => client,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(exit::USAGE);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -242,7 +217,18 @@ fn main() -> ExitCode {
         }
     };
     let output = cli.global.output;
-    ExitCode::from(runtime.block_on(run(client, cli.command, output)))
+    let code = match cli.command {
+        Command::Login => runtime.block_on(sign_in::login(&cli.global)),
+        Command::Whoami => runtime.block_on(sign_in::whoami(&cli.global, output)),
+        command => match build_client(&cli.global) {
+            Ok(client) => runtime.block_on(run(client, command, output)),
+            Err(message) => {
+                eprintln!("error: {}", printable(&message));
+                exit::USAGE
+            }
+        },
+    };
+    ExitCode::from(code)
 }
 
 fn build_client(global: &Global) -> Result<Client, String> {
