@@ -25,13 +25,22 @@
 //! connection may take to send headers or a body, or stay open. `accept` errors (out of file
 //! descriptors) back off from 10 ms to 1 s instead of spinning.
 //!
+//! It is also the sign-in service of its tenant ([`MockConfig::tenant`]): the v1 and v2 token
+//! endpoints and the device-code sign-in, issuing access tokens (JSON Web Tokens) that live
+//! [`MockConfig::access_token_lifetime`] and rotating refresh tokens. The API accepts the static
+//! token and, while they are unexpired, the access tokens it issued; an expired one answers 401
+//! saying so, and [`MockConfig::require_mfa`] refuses a sign-in without multi-factor
+//! authentication (401, `900421`). [`RunningMock::sign_in_counts`] says what it saw.
+//!
 //! One job per module: `server` accepts connections within their limits and timeouts and injects
 //! faults, `routing` finds the spec's operation for a request and validates it, `ledger` keeps
-//! the upgrades and the replay cache and decides each operation's answer.
+//! the upgrades and the replay cache and decides each operation's answer, `identity` is the
+//! sign-in service.
 
 #![deny(missing_docs)]
 
 pub mod faults;
+mod identity;
 mod ledger;
 mod routing;
 mod server;
@@ -51,12 +60,18 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 pub use faults::{Fault, FaultRates};
+pub use identity::{
+    MAX_DEVICE_CODES, MAX_RECENT_SECRETS, MAX_REFRESH_TOKENS, PARTNER_CENTER_RESOURCE, SignInCounts,
+};
 
+use identity::{Identity, Signer};
 use ledger::{Fingerprint, Ledger};
 use routing::Routes;
 
 /// The token the mock accepts unless configured otherwise.
 pub const DEFAULT_TOKEN: &str = "mock-partner-center-token";
+/// The tenant whose sign-in service the mock is, unless configured otherwise.
+pub const DEFAULT_TENANT: &str = "mock-tenant";
 /// A customer with no Azure subscriptions: not eligible; create answers 403 (`900108`).
 pub const NO_AZURE_CUSTOMER: &str = "00000000-0000-4000-8000-000000000403";
 /// A customer whose upgrades end in `Failed`.
@@ -145,6 +160,31 @@ pub struct MockConfig {
     /// The longest a connection stays open: after it, the answer under way is finished and the
     /// connection closed.
     pub connection_timeout: Duration,
+    /// The tenant whose sign-in service the mock is: its token endpoints are
+    /// `/{tenant}/oauth2/token` (v1) and `/{tenant}/oauth2/v2.0/token` (v2); another tenant
+    /// answers `AADSTS90002`.
+    pub tenant: String,
+    /// The app allowed to sign in; `None` accepts any non-empty client id.
+    pub client_id: Option<String>,
+    /// The client secret a refresh-token redemption must send (`AADSTS7000215` otherwise);
+    /// `None` accepts any, or none.
+    pub client_secret: Option<String>,
+    /// How long the access tokens it issues live (`exp`, `expires_in`); zero issues tokens that
+    /// have expired already.
+    pub access_token_lifetime: Duration,
+    /// Refuse access tokens whose sign-in had no multi-factor authentication (`amr` without
+    /// `mfa`): 401 with Partner Center's code `900421`.
+    pub require_mfa: bool,
+    /// Whether device-code sign-ins are multi-factor (their tokens' `amr` has `mfa`).
+    pub mfa_sign_in: bool,
+    /// How many polls of a device code answer `authorization_pending` before the sign-in
+    /// completes.
+    pub pending_polls: u32,
+    /// Whether one `slow_down` answer follows the pending ones (a client then waits 5 s more).
+    pub slow_down: bool,
+    /// Refresh tokens refused as expired or revoked (`invalid_grant`, `AADSTS700082`), as any
+    /// token the mock did not issue is.
+    pub revoked_refresh_tokens: Vec<String>,
 }
 
 impl Default for MockConfig {
@@ -163,6 +203,15 @@ impl Default for MockConfig {
             header_read_timeout: Duration::from_secs(20),
             body_read_timeout: Duration::from_secs(20),
             connection_timeout: Duration::from_secs(600),
+            tenant: DEFAULT_TENANT.into(),
+            client_id: None,
+            client_secret: None,
+            access_token_lifetime: Duration::from_secs(3600),
+            require_mfa: false,
+            mfa_sign_in: true,
+            pending_polls: 1,
+            slow_down: false,
+            revoked_refresh_tokens: Vec::new(),
         }
     }
 }
@@ -179,6 +228,10 @@ struct Shared {
     hash_keys: (RandomState, RandomState),
     /// Connections being served.
     open: AtomicUsize,
+    /// The sign-in service's refresh tokens, device codes and counts.
+    identity: Mutex<Identity>,
+    /// Signs and verifies the access tokens it issues.
+    signer: Signer,
 }
 
 impl Shared {
@@ -194,6 +247,10 @@ impl Shared {
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn identity(&self) -> std::sync::MutexGuard<'_, Identity> {
+        self.identity.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -264,6 +321,55 @@ impl RunningMock {
         self.shared.open.load(Ordering::SeqCst)
     }
 
+    /// The tenant whose sign-in service it is.
+    pub fn tenant(&self) -> &str {
+        &self.shared.config.tenant
+    }
+
+    /// The v1 token endpoint, e.g. `http://127.0.0.1:43123/mock-tenant/oauth2/token`.
+    pub fn token_endpoint_v1(&self) -> String {
+        format!("{}/{}/oauth2/token", self.url(), self.tenant())
+    }
+
+    /// The v2 token endpoint, e.g. `http://127.0.0.1:43123/mock-tenant/oauth2/v2.0/token`.
+    pub fn token_endpoint_v2(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.url(), self.tenant())
+    }
+
+    /// What the sign-in service has seen and done since start.
+    pub fn sign_in_counts(&self) -> SignInCounts {
+        self.shared.identity().counts
+    }
+
+    /// How many requests reached a token endpoint (v1 or v2, any grant, any answer).
+    pub fn token_requests(&self) -> u64 {
+        self.sign_in_counts().token_requests
+    }
+
+    /// How many API requests were made with an access token the mock issued after it expired.
+    pub fn expired_token_requests(&self) -> u64 {
+        self.sign_in_counts().expired_token_requests
+    }
+
+    /// The refresh token issued last (by a sign-in, a redemption or
+    /// [`RunningMock::issue_refresh_token`]), if any.
+    pub fn latest_refresh_token(&self) -> Option<String> {
+        self.shared.identity().latest_refresh_token()
+    }
+
+    /// A refresh token as a sign-in gives one (multi-factor or not), without a device-code
+    /// sign-in: for a client to start from.
+    pub fn issue_refresh_token(&self, mfa: bool) -> String {
+        self.shared.identity().new_refresh_token(mfa)
+    }
+
+    /// The secrets issued most recently (refresh tokens, access tokens and device codes, at
+    /// most [`MAX_RECENT_SECRETS`], oldest first): what a client must never print or write
+    /// anywhere but its credentials store.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.identity().recent_secrets()
+    }
+
     /// Queues faults for the next requests, in order, ahead of random ones.
     pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
         self.ledger().scripted.extend(faults);
@@ -298,6 +404,8 @@ pub async fn start(config: MockConfig, addr: SocketAddr) -> std::io::Result<Runn
         ledger: Mutex::new(Ledger::default()),
         hash_keys: (RandomState::new(), RandomState::new()),
         open: AtomicUsize::new(0),
+        identity: Mutex::new(Identity::default()),
+        signer: Signer::new(),
     });
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(server::serve(listener, Arc::clone(&shared), stopped));

@@ -5,7 +5,9 @@
 //! a repeated `MS-RequestId` gets the first one again.
 //!
 //! A path no template matches answers 404; a method the spec does not declare for a path that
-//! exists answers 405 with the spec's methods in `Allow`.
+//! exists answers 405 with the spec's methods in `Allow`. The sign-in service's paths
+//! ([`crate::identity`]) are not in the spec and are matched first; the bearer token is the
+//! static one or an access token the sign-in service issued.
 
 use hyper::Method;
 use hyper::header::{HeaderMap, HeaderValue};
@@ -15,6 +17,7 @@ use partner_center_contract::{resolve, validator};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::identity;
 use crate::ledger::{self, Answer, Stored};
 use crate::{Breakage, Shared};
 
@@ -170,7 +173,21 @@ pub(crate) fn answer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Stored {
+    // The sign-in service's endpoints are not in the spec: they come first.
+    if let Some(answer) = identity::answer(shared, method, path, headers, body) {
+        return answer.freeze();
+    }
     decide(shared, method, path, headers, body).unwrap_or_else(Answer::freeze)
+}
+
+/// The answer to a missing, wrong or unknown bearer token.
+pub(crate) fn unauthorized() -> Answer {
+    let mut answer = Answer::error(401, 401, "The access token is missing or not valid.");
+    answer.headers.push((
+        "www-authenticate",
+        "OAuth realm=urn:cpsvc:cpid:00000000-0000-0000-0000-000000000000".into(),
+    ));
+    answer
 }
 
 /// The answer to a request that reached the API: `Ok` for one of the operations' own answers
@@ -209,13 +226,10 @@ fn decide(
     let given = headers
         .get("authorization")
         .map_or(&[][..], HeaderValue::as_bytes);
+    // The static token, or an access token the sign-in service issued (unexpired, with
+    // multi-factor sign-in when that is required).
     if !same_secret(given, expected.as_bytes()) {
-        let mut answer = Answer::error(401, 401, "The access token is missing or not valid.");
-        answer.headers.push((
-            "www-authenticate",
-            "OAuth realm=urn:cpsvc:cpid:00000000-0000-0000-0000-000000000000".into(),
-        ));
-        return Err(answer);
+        identity::authorize(shared, given)?;
     }
     if !shared.config.lenient
         && let Some(problem) = routes.header_problem(index, headers)
@@ -267,7 +281,7 @@ fn decide(
 
 /// Whether a secret sent by a client equals the expected one, in time that depends only on the
 /// expected secret's length (not on where the first difference is).
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     let mut difference = u8::from(given.len() != expected.len());
     for (i, byte) in expected.iter().enumerate() {
         difference |= byte ^ given.get(i).copied().unwrap_or(0);
