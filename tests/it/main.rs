@@ -16,4 +16,5 @@ mod props;
 mod provider;
 mod retries;
 mod signin;
+mod signin_cli;
 mod traces;
