@@ -270,6 +270,17 @@ impl FileStore {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "credentials".into());
+        // A run killed mid-write leaves its temporary file (holding a refresh token) behind:
+        // remove any such leftovers before writing.
+        let prefix = format!(".{name}.");
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let leftover = entry.file_name().to_string_lossy().into_owned();
+                if leftover.starts_with(&prefix) && leftover.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let text =
             serde_json::to_vec_pretty(file).map_err(|e| fail("write", std::io::Error::other(e)))?;
@@ -610,6 +621,11 @@ fn parse_token_answer(answer: &FormAnswer) -> Result<Redeemed, AuthError> {
             .as_deref()
             .map(|d| crate::error::printable(d.lines().next().unwrap_or_default()))
             .unwrap_or_default();
+        // The description usually starts with the code already ("AADSTS700082: ...").
+        let codes: Vec<String> = codes
+            .into_iter()
+            .filter(|c| !description.contains(c.as_str()))
+            .collect();
         let message = format!(
             "the sign-in service refused the refresh token: {} {} {}",
             crate::error::printable(error),

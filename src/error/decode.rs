@@ -9,6 +9,9 @@ use crate::generated::types;
 use crate::response::{CallIds, MS_CV, answered_ids, header_text, parse_retry_after};
 use crate::transport::read_bounded;
 
+/// Partner Center's code for an App+User call without multi-factor sign-in (since 2026).
+const MFA_REQUIRED: i64 = 900421;
+
 /// The largest error body kept; Partner Center's error descriptions are at most 1024 characters.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -43,6 +46,12 @@ impl Error {
                 error.service_error = Some(service.into());
             } else if let Ok(throttling) = serde_json::from_slice::<types::ThrottlingError>(&body) {
                 error.throttling = Some(throttling.into());
+            }
+            // App+User calls without multi-factor sign-in (401, 900421): only signing in again
+            // with MFA helps, so it is that kind of error (the status stays), never retried.
+            if status == 401 && error.has_service_code(MFA_REQUIRED) {
+                error.kind = ErrorKind::SignInAgain;
+                error.detail = Some("the sign-in had no multi-factor authentication; run `pc-upgrade login` and complete MFA".into());
             }
         }
         if error.service_error.is_none() && error.throttling.is_none() {

@@ -295,6 +295,38 @@ async fn a_refresh_token_from_the_environment_seeds_the_file_and_the_rotated_one
     assert_eq!(counts.refresh_redemptions, 2, "{counts:?}");
 }
 
+/// A seed from the environment that does not work is never written to the file, so a corrected
+/// one works at once (before, the bad seed was stored first and shadowed every later one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_seed_is_not_stored_and_a_corrected_one_works() {
+    let mock = crate::support::start_mock(MockConfig {
+        revoked_refresh_tokens: vec!["revoked-refresh-token".into()],
+        ..MockConfig::default()
+    })
+    .await;
+    let folder = Folder::new();
+
+    let mut bad = command(&mock, &folder);
+    with_app(&mut bad, &mock);
+    bad.env("PARTNER_CENTER_REFRESH_TOKEN", "revoked-refresh-token")
+        .args(["eligibility", "--customer", &customer()]);
+    let bad = run(bad).await;
+    assert_eq!(bad.status.code(), Some(7), "{}", text(&bad));
+    assert_eq!(folder.refresh_token(), None, "the refused seed was stored");
+
+    let mut good = command(&mock, &folder);
+    with_app(&mut good, &mock);
+    good.env(
+        "PARTNER_CENTER_REFRESH_TOKEN",
+        mock.issue_refresh_token(true),
+    )
+    .args(["eligibility", "--customer", &customer()]);
+    let good = run(good).await;
+
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    assert_eq!(folder.refresh_token(), mock.latest_refresh_token());
+}
+
 /// A refresh token expired by inactivity or revoked, from the environment or the file: exit 7,
 /// naming AADSTS700082 and `login`, after one token request and no API request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,8 +386,8 @@ async fn an_expired_or_revoked_refresh_token_exits_7_naming_the_code_and_login_w
 }
 
 /// `--require-mfa` and a sign-in without multi-factor authentication: the sign-in service
-/// issues the token, Partner Center refuses it (401, 900421) and pc-upgrade exits 5 saying
-/// so; `whoami` names the problem and exits 7.
+/// issues the token, Partner Center refuses it (401, 900421) and pc-upgrade exits 7 (sign in
+/// again, with MFA) saying so; `whoami` names the problem and exits 7.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_without_mfa_is_refused_by_partner_center_with_900421_and_whoami_says_why() {
     let mock = crate::support::start_mock(MockConfig {
@@ -377,12 +409,12 @@ async fn a_sign_in_without_mfa_is_refused_by_partner_center_with_900421_and_whoa
 
     assert_eq!(
         refused.status.code(),
-        Some(5),
-        "a 401 from Partner Center is a service error: {}",
+        Some(7),
+        "a 401 with 900421 means sign in again with MFA: {}",
         text(&refused)
     );
     assert!(
-        stderr(&refused).contains("900421") && stderr(&refused).contains("401"),
+        stderr(&refused).contains("900421") && stderr(&refused).contains("login"),
         "{}",
         text(&refused)
     );

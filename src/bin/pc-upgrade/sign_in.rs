@@ -92,7 +92,32 @@ fn settings(global: &Global) -> Result<Settings, String> {
     })
 }
 
-fn provider(settings: Settings, store: FileStore) -> Result<RefreshTokenProvider, String> {
+/// The credentials file, with a refresh token from the environment to start from: the seed is
+/// used only until a redemption returns a rotated token, which goes to the file. A seed that
+/// does not work is never written, so it cannot shadow a corrected one later.
+struct Seeded {
+    file: FileStore,
+    seed: std::sync::Mutex<Option<Secret>>,
+}
+
+impl RefreshTokenStore for Seeded {
+    fn load(&self) -> Result<Option<Secret>, partner_center_upgrades::AuthError> {
+        match self.file.load()? {
+            Some(stored) => Ok(Some(stored)),
+            None => Ok(self.seed.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+        }
+    }
+    fn save(&self, token: &Secret) -> Result<(), partner_center_upgrades::AuthError> {
+        self.file.save(token)?;
+        *self.seed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+}
+
+fn provider(
+    settings: Settings,
+    store: Arc<dyn RefreshTokenStore>,
+) -> Result<RefreshTokenProvider, String> {
     let (Some(client_id), Some(tenant)) = (settings.client_id, settings.tenant) else {
         return Err(format!(
             "a refresh token needs the app and the tenant: set {CLIENT_ID} and {TENANT_ID} (or run `pc-upgrade login`)"
@@ -102,7 +127,7 @@ fn provider(settings: Settings, store: FileStore) -> Result<RefreshTokenProvider
         client_id,
         client_secret: settings.secret,
     };
-    RefreshTokenProvider::new(settings.authority, tenant, app, Arc::new(store))
+    RefreshTokenProvider::new(settings.authority, tenant, app, store)
         .map(|p| p.endpoint(settings.endpoint))
         .map_err(|e| e.to_string())
 }
@@ -113,13 +138,14 @@ pub fn tokens(global: &Global) -> Result<Box<dyn TokenProvider>, String> {
     if let Some(store) = settings.store.clone() {
         let stored = store.load().map_err(|e| e.to_string())?;
         if stored.is_some() {
-            return Ok(Box::new(provider(settings, store)?));
+            return Ok(Box::new(provider(settings, Arc::new(store))?));
         }
         if let Some(seed) = env(REFRESH_TOKEN) {
-            // Used once: the token it is redeemed for comes with a rotated refresh token,
-            // which goes to the file.
-            store.save(&Secret::new(seed)).map_err(|e| e.to_string())?;
-            return Ok(Box::new(provider(settings, store)?));
+            let seeded = Seeded {
+                file: store,
+                seed: std::sync::Mutex::new(Some(Secret::new(seed))),
+            };
+            return Ok(Box::new(provider(settings, Arc::new(seeded))?));
         }
     }
     let token = env(ACCESS_TOKEN).ok_or_else(|| {
