@@ -11,6 +11,7 @@ mod generated;
 mod hardening;
 mod mock;
 mod mock_limits;
+mod plan;
 mod plausible;
 mod props;
 mod provider;

@@ -35,6 +35,7 @@ mod exit {
     pub const SIGN_IN_AGAIN: u8 = 7;
 }
 
+mod plan;
 mod sign_in;
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 2 usage error (nothing sent); 3 not eligible; \
@@ -186,6 +187,8 @@ enum Command {
         #[arg(long, default_value = "30s", value_parser = duration_at_least::<1>)]
         poll_interval: Duration,
     },
+    /// Check eligibility for every customer in a file and write a plan; creates nothing
+    Plan(plan::PlanArgs),
 }
 
 /// A duration of at least `MIN_MS` milliseconds: `--request-timeout 0s` would fail every call
@@ -277,6 +280,7 @@ async fn run(client: Client, command: Command, output: Output) -> u8 {
             };
             upgrade(&client, target, wait, &options, output).await
         }
+        Command::Plan(args) => Ok(plan::plan(&client, args, output).await),
     };
     let code = result.unwrap_or_else(|error| report_error(&error, output));
     if let Some(problem) = client.recording_error() {
