@@ -510,12 +510,12 @@ absent or `null`.
     )]
     pub struct ServiceError {
         pub code: ServiceErrorCode,
-        ///Values the description refers to, for some errors.
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub data: ::std::vec::Vec<::serde_json::Value>,
+        ///Values the description refers to, for some errors; may be absent or `null`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub data: ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
         ///What went wrong (Partner Center documents at most 1024 characters).
         pub description: ::std::string::String,
-        ///The Partner Center component that answered.
+        ///The Partner Center component that answered; may be absent or `null`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub source: ::std::option::Option<::std::string::String>,
     }

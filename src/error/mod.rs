@@ -162,7 +162,7 @@ impl From<types::ServiceError> for ServiceError {
         Self {
             code: e.code.into(),
             description: e.description,
-            data: e.data,
+            data: e.data.unwrap_or_default(),
             source: e.source,
         }
     }
