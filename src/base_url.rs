@@ -54,10 +54,9 @@ fn without_userinfo(value: &str) -> String {
     let Some(start) = value.find("://").map(|i| i + 3) else {
         return value.to_owned();
     };
-    let authority_end = value[start..]
-        .find(['/', '?', '#'])
-        .map_or(value.len(), |i| start + i);
-    match value[start..authority_end].rfind('@') {
+    // A password may hold '/', '?' or '#' (then the URL does not even parse): hide everything
+    // up to the last '@' anywhere after the scheme.
+    match value[start..].rfind('@') {
         Some(at) => format!(
             "{}<userinfo removed>{}",
             &value[..start],
@@ -239,6 +238,8 @@ mod tests {
             "http://user:hunter2secret@10.0.0.1/x",
             "https://:hunter2secret@127.0.0.1:8080",
             "https://a@b:hunter2secret@127.0.0.1",
+            "https://u:hunter2#secret@127.0.0.1",
+            "https://u:hunter2/secret@127.0.0.1",
         ] {
             let err = BaseUrl::parse(input).unwrap_err();
             let shown = format!("{err} {err:?}");

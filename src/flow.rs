@@ -231,7 +231,12 @@ impl Client {
         conflict: Error,
     ) -> Result<UpgradeId, Error> {
         let eligibility = self.check_eligibility(request).await?.into_inner();
-        eligibility.upgrade_id.ok_or(conflict)
+        // Only an upgrade that blocks eligibility is the one under way; an eligible customer's
+        // named upgrade is an earlier one that ended, not the one the 409 meant.
+        match (eligibility.is_eligible, eligibility.upgrade_id) {
+            (false, Some(under_way)) => Ok(under_way),
+            _ => Err(conflict),
+        }
     }
 }
 

@@ -28,6 +28,11 @@ pub const PARTNER_CENTER_RESOURCE: &str = "https://api.partnercenter.microsoft.c
 const V2_SCOPE: &str = "https://api.partnercenter.microsoft.com/.default offline_access";
 /// How long before expiry an access token is replaced (Microsoft's own bulk tool uses 5 minutes).
 pub const REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
+/// The longest access-token lifetime believed (real ones are about an hour).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The longest wait between device-code polls, and the longest a device code is waited for.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_DEVICE_CODE_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// The largest token-endpoint answer read.
 const MAX_TOKEN_ANSWER: usize = 64 * 1024;
 
@@ -226,16 +231,28 @@ impl FileStore {
     }
 
     fn read(&self) -> Result<Option<CredentialsFile>, AuthError> {
-        let text = match std::fs::read(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(AuthError::config(format!(
-                    "cannot read the credentials file {}: {e}",
-                    self.path.display()
-                )));
-            }
+        use std::io::Read;
+        let cannot = |e: std::io::Error| {
+            AuthError::config(format!(
+                "cannot read the credentials file {}: {e}",
+                self.path.display()
+            ))
         };
+        let file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(cannot(e)),
+        };
+        if !file.metadata().map_err(cannot)?.is_file() {
+            return Err(AuthError::config(format!(
+                "the credentials file {} is not a regular file",
+                self.path.display()
+            )));
+        }
+        let mut text = Vec::new();
+        file.take(MAX_TOKEN_ANSWER as u64 + 1)
+            .read_to_end(&mut text)
+            .map_err(cannot)?;
         if text.len() > MAX_TOKEN_ANSWER {
             return Err(AuthError::config(format!(
                 "the credentials file {} is larger than 64 KiB",
@@ -271,21 +288,28 @@ impl FileStore {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "credentials".into());
         // A run killed mid-write leaves its temporary file (holding a refresh token) behind:
-        // remove any such leftovers before writing.
+        // remove leftovers older than a minute (a newer one may be another process's, mid-write).
         let prefix = format!(".{name}.");
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let leftover = entry.file_name().to_string_lossy().into_owned();
-                if leftover.starts_with(&prefix) && leftover.ends_with(".tmp") {
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(60));
+                if leftover.starts_with(&prefix) && leftover.ends_with(".tmp") && old {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
         }
-        let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // A fresh, unguessable name created exclusively: never a file (or link) someone planted.
+        let temporary = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
         let text =
             serde_json::to_vec_pretty(file).map_err(|e| fail("write", std::io::Error::other(e)))?;
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut out = options.open(&temporary).map_err(|e| fail("write", e))?;
@@ -342,6 +366,8 @@ pub struct RefreshTokenProvider {
     retry: RetryPolicy,
     clock: Clock,
     cached: Mutex<Option<(AccessToken, SystemTime)>>,
+    /// Counts redemptions, so a caller that waited for another's sees that one happened.
+    generation: std::sync::atomic::AtomicU64,
     refreshing: tokio::sync::Mutex<()>,
 }
 
@@ -390,6 +416,7 @@ impl RefreshTokenProvider {
             },
             clock: Arc::new(SystemTime::now),
             cached: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
             refreshing: tokio::sync::Mutex::new(()),
         })
     }
@@ -425,10 +452,28 @@ impl RefreshTokenProvider {
             .map(|(token, _)| token.clone())
     }
 
+    /// The cached token while it has not expired (margin aside).
+    fn unexpired(&self) -> Option<AccessToken> {
+        let now = (self.clock)();
+        let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        cached
+            .as_ref()
+            .filter(|(_, expires)| *expires > now)
+            .map(|(token, _)| token.clone())
+    }
+
     async fn refresh(&self) -> Result<AccessToken, AuthError> {
-        // Single flight: one caller redeems, the others wait here and then find its token.
+        // Single flight: one caller redeems, the others wait here and then take its token, even
+        // when the service granted less than the refresh margin (it is still unexpired).
+        use std::sync::atomic::Ordering;
+        let seen = self.generation.load(Ordering::Acquire);
         let _one_at_a_time = self.refreshing.lock().await;
         if let Some(token) = self.fresh() {
+            return Ok(token);
+        }
+        if self.generation.load(Ordering::Acquire) != seen
+            && let Some(token) = self.unexpired()
+        {
             return Ok(token);
         }
         let refresh = self.store.load()?.ok_or_else(|| {
@@ -441,9 +486,15 @@ impl RefreshTokenProvider {
         if let Some(new) = &redeemed.refresh {
             self.store.save(new)?;
         }
-        let expires = requested + redeemed.expires_in;
+        // The lifetime comes from the network: cap it (a day is far past any real one) so the
+        // addition cannot overflow.
+        let lifetime = redeemed.expires_in.min(MAX_TOKEN_LIFETIME);
+        let expires = requested.checked_add(lifetime).ok_or_else(|| {
+            AuthError::unavailable_message("the sign-in service's expires_in is out of range")
+        })?;
         *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((redeemed.access.clone(), expires));
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(redeemed.access)
     }
 
@@ -757,8 +808,12 @@ impl DeviceSignIn {
             verification_uri,
             message: crate::error::printable(&message),
             device_code: Secret::new(device_code),
-            interval: expires_in(parsed.interval.as_ref()).unwrap_or(Duration::from_secs(5)),
-            expires_in: expires_in(parsed.expires_in.as_ref()).unwrap_or(Duration::from_secs(900)),
+            interval: expires_in(parsed.interval.as_ref())
+                .unwrap_or(Duration::from_secs(5))
+                .clamp(Duration::from_secs(1), MAX_POLL_INTERVAL),
+            expires_in: expires_in(parsed.expires_in.as_ref())
+                .unwrap_or(Duration::from_secs(900))
+                .min(MAX_DEVICE_CODE_LIFETIME),
         })
     }
 
@@ -771,15 +826,19 @@ impl DeviceSignIn {
         store: &dyn RefreshTokenStore,
     ) -> Result<AccessToken, AuthError> {
         let started = tokio::time::Instant::now();
-        let mut interval = code.interval.max(Duration::from_secs(1));
+        let mut interval = code
+            .interval
+            .clamp(Duration::from_secs(1), MAX_POLL_INTERVAL);
+        let lifetime = code.expires_in.min(MAX_DEVICE_CODE_LIFETIME);
         let url = self.authority.url(&self.endpoint.path(&self.tenant))?;
         loop {
-            if started.elapsed() >= code.expires_in {
+            let remaining = lifetime.saturating_sub(started.elapsed());
+            if remaining.is_zero() {
                 return Err(AuthError::sign_in_again(
                     "the device code expired before the sign-in finished; run `pc-upgrade login` again",
                 ));
             }
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(interval.min(remaining)).await;
             let body = {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:device_code")
@@ -791,13 +850,25 @@ impl DeviceSignIn {
                 }
                 form.finish()
             };
-            let answer = post_form(&self.http, &url, body).await?;
+            // A brief 5xx or dropped connection does not end the sign-in.
+            let answer =
+                post_form_with_retries(&self.http, &url, body, &RetryPolicy::default()).await?;
             let pending: Option<TokenAnswer> = serde_json::from_slice(&answer.body).ok();
             match pending.as_ref().and_then(|p| p.error.as_deref()) {
                 Some("authorization_pending") => continue,
                 Some("slow_down") => {
-                    interval += Duration::from_secs(5);
+                    interval = (interval + Duration::from_secs(5)).min(MAX_POLL_INTERVAL);
                     continue;
+                }
+                Some("expired_token") => {
+                    return Err(AuthError::sign_in_again(
+                        "the device code expired before the sign-in finished; run `pc-upgrade login` again",
+                    ));
+                }
+                Some("authorization_declined" | "access_denied") => {
+                    return Err(AuthError::sign_in_again(
+                        "the sign-in was declined; run `pc-upgrade login` again",
+                    ));
                 }
                 _ => {}
             }

@@ -150,7 +150,16 @@ impl Error {
     pub(crate) fn from_reqwest(operation: Operation, ids: CallIds, e: reqwest::Error) -> Self {
         let cause = cause_of(&e);
         let (kind, sent) = if cause == Some("TLS") {
-            (ErrorKind::Tls, Sent::No)
+            // A handshake failure sent nothing; a TLS failure later, while the answer was read,
+            // came after the request went out.
+            (
+                ErrorKind::Tls,
+                if e.is_connect() {
+                    Sent::No
+                } else {
+                    Sent::Maybe
+                },
+            )
         } else if e.is_connect() {
             (ErrorKind::Connect, Sent::No)
         } else if e.is_timeout() {

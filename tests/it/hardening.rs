@@ -133,6 +133,7 @@ async fn pc_upgrade_reading_an_endless_answer_stays_under_64_mib() {
     .await
     .unwrap();
 
+    assert!(peak_kib > 0, "no reading of the child's memory was taken");
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     assert!(
         server.bytes_written() < 512 << 20,
@@ -507,4 +508,55 @@ async fn two_location_headers_are_refused_rather_than_guessed() {
 
     assert_eq!(error.kind(), ErrorKind::InvalidResponse);
     assert!(error.to_string().contains("2 Location headers"), "{error}");
+}
+
+// From the review: a 401 whose body has `data: null` still carries its code (the spec allows
+// null there), so 900421 is "sign in again", not a lost code.
+#[tokio::test]
+async fn a_401_with_900421_and_null_data_is_sign_in_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "code": 900421, "description": "MFA is required.", "data": null, "source": null
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let error = retrying_client(&server.uri(), 3)
+        .check_eligibility(&support::azure_request())
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.kind(), ErrorKind::SignInAgain, "{error}");
+    assert_eq!(error.status(), Some(401));
+    assert!(error.has_service_code(900421));
+}
+
+// From the review: after a 409, an eligible customer's named upgrade is an earlier one that
+// ended, not the one under way: the conflict is returned rather than the old upgrade followed.
+#[tokio::test]
+async fn a_409_then_an_eligible_answer_naming_an_old_upgrade_is_the_conflict() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/productUpgrades/eligibility"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "customerId": CUSTOMER, "productFamily": "Azure", "isEligible": true, "upgradeId": UPGRADE
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/productUpgrades"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "code": 900109, "description": "An upgrade is in progress."
+        })))
+        .mount(&server)
+        .await;
+
+    let error = support::client(&server)
+        .start_upgrade(&support::azure_request())
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.status(), Some(409), "{error}");
 }

@@ -31,7 +31,8 @@ mod exit {
     /// `--wait` ran out before the upgrade finished; it goes on, and waiting again resumes it.
     pub const STILL_RUNNING: u8 = 6;
     /// Sign in again (`pc-upgrade login`): the refresh token expired or was revoked, or the
-    /// token is app-only, for another audience, or lacks multi-factor authentication.
+    /// sign-in lacked multi-factor authentication (401, 900421); `whoami` also exits 7 for an
+    /// app-only, expired or wrong-audience token.
     pub const SIGN_IN_AGAIN: u8 = 7;
 }
 

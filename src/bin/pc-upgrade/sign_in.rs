@@ -188,10 +188,15 @@ async fn login_inner(global: &Global) -> Result<PathBuf, (u8, String)> {
         settings.endpoint,
     )
     .map_err(|e| usage(e.to_string()))?;
-    let code = sign_in
-        .start()
-        .await
-        .map_err(|e| (exit::SIGN_IN_AGAIN, e.to_string()))?;
+    let failed = |e: partner_center_upgrades::AuthError| {
+        let code = if e.is_sign_in_again() {
+            exit::SIGN_IN_AGAIN
+        } else {
+            exit::SERVICE_ERROR
+        };
+        (code, e.to_string())
+    };
+    let code = sign_in.start().await.map_err(failed)?;
     eprintln!("{}", code.message);
     store
         .save_settings(&StoredSettings {
@@ -207,10 +212,7 @@ async fn login_inner(global: &Global) -> Result<PathBuf, (u8, String)> {
             ),
         })
         .map_err(|e| usage(e.to_string()))?;
-    sign_in
-        .finish(&code, &store)
-        .await
-        .map_err(|e| (exit::SIGN_IN_AGAIN, e.to_string()))?;
+    sign_in.finish(&code, &store).await.map_err(failed)?;
     Ok(store.path().to_owned())
 }
 
