@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use partner_center_mock::{Fault, MockConfig, RunningMock};
+use partner_center_mock::Fault;
 use partner_center_upgrades::{ProductFamily, RetryPolicy, UpgradeOutcome, UpgradeStatus};
 use proptest::prelude::*;
 use wiremock::matchers::method;
@@ -12,9 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::{self, client_with, new_customer, quick_policy, quick_polls};
 
-async fn mock() -> RunningMock {
-    support::start_mock(MockConfig::default()).await
-}
+use support::default_mock as mock;
 
 fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![

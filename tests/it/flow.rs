@@ -3,31 +3,18 @@
 
 use std::time::Duration;
 
-use partner_center_mock::{MockConfig, RunningMock};
+use partner_center_mock::MockConfig;
 use partner_center_upgrades::{
-    Client, CustomerId, ErrorKind, PollOptions, ProductFamily, UpgradeOutcome, UpgradeRequest,
+    CustomerId, ErrorKind, PollOptions, ProductFamily, UpgradeOutcome, UpgradeRequest,
     UpgradeStatus,
 };
 use serde_json::json;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{
-    self, client_with as client_for, client_with, new_customer, quick_policy, quick_polls,
-};
+use crate::support::{self, client_with as client_for, new_customer, quick_policy, quick_polls};
 
-async fn mock() -> RunningMock {
-    support::start_mock(MockConfig::default()).await
-}
-
-fn mock_client(mock: &RunningMock) -> Client {
-    client_with(
-        &mock.url(),
-        mock.token(),
-        quick_policy(),
-        Duration::from_secs(5),
-    )
-}
+use support::{default_mock as mock, mock_client};
 
 #[tokio::test]
 async fn upgrade_customer_creates_polls_and_reports_every_status_under_one_correlation_id() {

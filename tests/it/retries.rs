@@ -3,27 +3,16 @@
 
 use std::time::Duration;
 
-use partner_center_mock::{Fault, MockConfig, RunningMock};
-use partner_center_upgrades::{Client, RetryPolicy, UpgradeRequest};
+use partner_center_mock::Fault;
+use partner_center_upgrades::{RetryPolicy, UpgradeRequest};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::traces::Spans;
-use crate::support::{self, client_with as client_for, client_with, new_customer, quick_policy};
+use crate::support::{self, client_with as client_for, new_customer, quick_policy};
 
-async fn mock() -> RunningMock {
-    support::start_mock(MockConfig::default()).await
-}
-
-fn mock_client(mock: &RunningMock) -> Client {
-    client_with(
-        &mock.url(),
-        mock.token(),
-        quick_policy(),
-        Duration::from_secs(5),
-    )
-}
+use support::{default_mock as mock, mock_client};
 
 #[tokio::test]
 async fn a_429_then_a_503_then_success_is_one_call_with_one_request_id_that_honours_retry_after() {

@@ -201,6 +201,21 @@ pub fn pc_upgrade_command() -> std::process::Command {
     command
 }
 
+/// The stateful mock with its defaults, on a free loopback port.
+pub async fn default_mock() -> partner_center_mock::RunningMock {
+    start_mock(partner_center_mock::MockConfig::default()).await
+}
+
+/// A client for `mock` with quick retries.
+pub fn mock_client(mock: &partner_center_mock::RunningMock) -> Client {
+    client_with(
+        &mock.url(),
+        mock.token(),
+        quick_policy(),
+        Duration::from_secs(5),
+    )
+}
+
 /// The stateful mock with `config`, on a free loopback port.
 pub async fn start_mock(
     config: partner_center_mock::MockConfig,
