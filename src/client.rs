@@ -16,6 +16,7 @@ use crate::model::{Eligibility, Upgrade, UpgradeRequest};
 use crate::record::Recorder;
 use crate::response::{self, CallIds, Response};
 use crate::retry::{Decision, Failure, RetryPolicy, jitter};
+use crate::throttle::{Lane, Throttle};
 use crate::transport::CallContext;
 
 /// How long to wait for a connection, unless [`ClientBuilder::connect_timeout`] says otherwise.
@@ -59,6 +60,7 @@ pub struct ClientBuilder {
     timeout: Duration,
     retry: RetryPolicy,
     record: Option<std::path::PathBuf>,
+    throttle: Option<Throttle>,
 }
 
 impl ClientBuilder {
@@ -99,6 +101,13 @@ impl ClientBuilder {
     /// How long one call may take in all (default [`DEFAULT_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Waits on `throttle` before every attempt and feeds it every answer: share one
+    /// [`Throttle`] among every client of a partner, so a `429` slows them all.
+    pub fn throttle(mut self, throttle: Throttle) -> Self {
+        self.throttle = Some(throttle);
         self
     }
 
@@ -162,6 +171,7 @@ impl ClientBuilder {
                 locale,
                 application,
                 retry: self.retry,
+                throttle: self.throttle,
             }),
             correlation_id: None,
         })
@@ -222,6 +232,7 @@ struct Shared {
     locale: Option<types::Locale>,
     application: Option<types::ApplicationName>,
     retry: RetryPolicy,
+    throttle: Option<Throttle>,
 }
 
 /// A client for the product-upgrade API. Cheap to clone; clones share connections.
@@ -260,6 +271,7 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             record: None,
+            throttle: None,
         }
     }
 
@@ -287,6 +299,11 @@ impl Client {
         self.correlation_id
     }
 
+    /// The throttle every attempt waits on, when the client was built with one.
+    pub fn throttle(&self) -> Option<&Throttle> {
+        self.shared.throttle.as_ref()
+    }
+
     /// The retry policy calls use.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.shared.retry
@@ -307,7 +324,22 @@ impl Client {
         F: Fn(CallIds) -> Fut,
         Fut: std::future::Future<Output = Result<Response<T>, Error>>,
     {
-        let ids = self.new_ids();
+        self.with_retries_as(operation, request, self.new_ids(), attempt)
+            .await
+    }
+
+    /// [`Client::with_retries`] under ids the caller chose.
+    async fn with_retries_as<T, F, Fut>(
+        &self,
+        operation: Operation,
+        request: &UpgradeRequest,
+        ids: CallIds,
+        attempt: F,
+    ) -> Result<Response<T>, Error>
+    where
+        F: Fn(CallIds) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<T>, Error>>,
+    {
         let call = tracing::info_span!(
             "partner_center.call",
             operation = operation.operation_id(),
@@ -317,10 +349,19 @@ impl Client {
             attempts = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        self.retry_loop(ids, attempt).instrument(call).await
+        let lane = match operation {
+            Operation::GetUpgradeStatus => Lane::Polls,
+            _ => Lane::Calls,
+        };
+        self.retry_loop(ids, lane, attempt).instrument(call).await
     }
 
-    async fn retry_loop<T, F, Fut>(&self, ids: CallIds, attempt: F) -> Result<Response<T>, Error>
+    async fn retry_loop<T, F, Fut>(
+        &self,
+        ids: CallIds,
+        lane: Lane,
+        attempt: F,
+    ) -> Result<Response<T>, Error>
     where
         F: Fn(CallIds) -> Fut,
         Fut: std::future::Future<Output = Result<Response<T>, Error>>,
@@ -340,7 +381,22 @@ impl Client {
                 status = tracing::field::Empty,
                 retry_in_ms = tracing::field::Empty,
             );
-            match attempt(ids).instrument(span.clone()).await {
+            let throttle = self.shared.throttle.as_ref();
+            if let Some(throttle) = throttle {
+                throttle.acquire(lane).instrument(span.clone()).await;
+            }
+            let result = attempt(ids).instrument(span.clone()).await;
+            if let Some(throttle) = throttle {
+                match &result {
+                    Ok(response) => throttle.observe(response.status(), None),
+                    Err(error) => {
+                        if let Some(status) = error.status() {
+                            throttle.observe(status, error.retry_after());
+                        }
+                    }
+                }
+            }
+            match result {
                 Ok(response) => {
                     span.record("status", response.status());
                     call.record("attempts", attempts);
@@ -498,7 +554,24 @@ impl Client {
         &self,
         request: &UpgradeRequest,
     ) -> Result<Response<UpgradeId>, Error> {
-        self.with_retries(Operation::CreateUpgrade, request, |ids| {
+        self.create_upgrade_as(request, RequestId::new_random())
+            .await
+    }
+
+    /// [`Client::create_upgrade`] under an `MS-RequestId` the caller chose and kept: sending
+    /// the same create again with it, even from another process after a crash, gets the first
+    /// create's answer instead of starting a second upgrade. Keep it (in a journal, say)
+    /// *before* calling, so the call can be settled whatever happens to this process.
+    pub async fn create_upgrade_as(
+        &self,
+        request: &UpgradeRequest,
+        request_id: RequestId,
+    ) -> Result<Response<UpgradeId>, Error> {
+        let ids = CallIds {
+            request_id,
+            ..self.new_ids()
+        };
+        self.with_retries_as(Operation::CreateUpgrade, request, ids, |ids| {
             self.create_upgrade_once(request, ids)
         })
         .await

@@ -11,9 +11,11 @@ use tokio::time::Instant;
 use serde::Serialize;
 
 use crate::client::Client;
+use crate::error::RequestIds;
 use crate::error::{Error, ErrorKind, Operation, Sent};
-use crate::ids::{CorrelationId, CustomerId, UpgradeId};
-use crate::model::{Finish, ProductFamily, Upgrade, UpgradeRequest};
+use crate::ids::{CorrelationId, CustomerId, RequestId, UpgradeId};
+use crate::model::{Eligibility, Finish, ProductFamily, Upgrade, UpgradeRequest};
+use crate::response::Response;
 use crate::status::UpgradeStatus;
 
 /// How an upgrade is followed.
@@ -175,8 +177,26 @@ impl Client {
     /// Every call of it shares one `MS-CorrelationId`. It keeps no state: calling it again
     /// after any failure finds the same upgrade instead of starting another.
     pub async fn start_upgrade(&self, request: &UpgradeRequest) -> Result<Start, Error> {
+        self.start_upgrade_as(request, RequestId::new_random(), |_| {})
+            .await
+    }
+
+    /// [`Client::start_upgrade`] with the create's `MS-RequestId` chosen (and kept) by the
+    /// caller, and every call it makes reported to `on_call` as it returns: what a journal
+    /// needs. Called again with the same `create_request_id` after a crash at any point, it
+    /// settles the earlier attempt: eligibility names the upgrade if the create was processed
+    /// and the upgrade is under way, and otherwise the create, sent again under the same id,
+    /// gets the first create's answer, or makes the one upgrade if the first never arrived.
+    pub async fn start_upgrade_as(
+        &self,
+        request: &UpgradeRequest,
+        create_request_id: RequestId,
+        mut on_call: impl FnMut(&CallReport),
+    ) -> Result<Start, Error> {
         let client = self.for_flow();
-        let eligibility = client.check_eligibility(request).await?.into_inner();
+        let answer = client.check_eligibility(request).await;
+        report_eligibility(&mut on_call, &answer);
+        let eligibility = answer?.into_inner();
         match (eligibility.is_eligible, eligibility.upgrade_id) {
             (false, Some(existing)) => Ok(Start::Resumed {
                 upgrade_id: existing,
@@ -184,14 +204,29 @@ impl Client {
             (false, None) => Ok(Start::NotEligible {
                 reason: eligibility.reason,
             }),
-            (true, _) => match client.create_upgrade(request).await {
-                Ok(created) => Ok(Start::Created {
-                    upgrade_id: created.into_inner(),
-                }),
-                Err(conflict) if conflict.status() == Some(409) => Ok(Start::Resumed {
-                    upgrade_id: client.existing_upgrade(request, conflict).await?,
-                }),
-                Err(error) => Err(error),
+            (true, _) => match client.create_upgrade_as(request, create_request_id).await {
+                Ok(created) => {
+                    on_call(&CallReport::of_response(
+                        Operation::CreateUpgrade,
+                        &created,
+                        created.value().to_string(),
+                    ));
+                    Ok(Start::Created {
+                        upgrade_id: created.into_inner(),
+                    })
+                }
+                Err(conflict) if conflict.status() == Some(409) => {
+                    on_call(&CallReport::of_error(&conflict));
+                    Ok(Start::Resumed {
+                        upgrade_id: client
+                            .existing_upgrade(request, conflict, &mut on_call)
+                            .await?,
+                    })
+                }
+                Err(error) => {
+                    on_call(&CallReport::of_error(&error));
+                    Err(error)
+                }
             },
         }
     }
@@ -229,14 +264,92 @@ impl Client {
         &self,
         request: &UpgradeRequest,
         conflict: Error,
+        on_call: &mut impl FnMut(&CallReport),
     ) -> Result<UpgradeId, Error> {
-        let eligibility = self.check_eligibility(request).await?.into_inner();
+        let answer = self.check_eligibility(request).await;
+        report_eligibility(on_call, &answer);
+        let eligibility = answer?.into_inner();
         // Only an upgrade that blocks eligibility is the one under way; an eligible customer's
         // named upgrade is an earlier one that ended, not the one the 409 meant.
         match (eligibility.is_eligible, eligibility.upgrade_id) {
             (false, Some(under_way)) => Ok(under_way),
             _ => Err(conflict),
         }
+    }
+}
+
+/// One call a flow made, as it returned: for an audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CallReport {
+    /// Which operation.
+    pub operation: Operation,
+    /// Its `MS-RequestId`.
+    pub request_id: Option<RequestId>,
+    /// Its `MS-CorrelationId`.
+    pub correlation_id: Option<CorrelationId>,
+    /// The answer's HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// Attempts made, retries included.
+    pub attempts: u32,
+    /// What the answer said, in one printable line (no token, no body that could hold one).
+    pub detail: String,
+}
+
+impl CallReport {
+    /// A call that succeeded; `detail` says what it answered.
+    pub fn of_response<T>(
+        operation: Operation,
+        response: &Response<T>,
+        detail: impl Into<String>,
+    ) -> CallReport {
+        CallReport {
+            operation,
+            request_id: response.request_id(),
+            correlation_id: response.correlation_id(),
+            status: Some(response.status()),
+            attempts: response.attempts(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A call that failed.
+    pub fn of_error(error: &Error) -> CallReport {
+        CallReport {
+            operation: error.operation(),
+            request_id: error.request_id(),
+            correlation_id: error.correlation_id(),
+            status: error.status(),
+            attempts: error.attempts(),
+            detail: crate::error::printable(&error.to_string()),
+        }
+    }
+}
+
+/// Reports an eligibility check.
+fn report_eligibility(
+    on_call: &mut impl FnMut(&CallReport),
+    answer: &Result<Response<Eligibility>, Error>,
+) {
+    match answer {
+        Ok(response) => {
+            let value = response.value();
+            let detail = match (value.is_eligible, value.upgrade_id, &value.reason) {
+                (true, _, _) => "eligible".to_owned(),
+                (false, Some(id), _) => format!("not eligible; upgrade {id} named"),
+                (false, None, Some(reason)) => {
+                    format!("not eligible: {}", crate::error::printable(reason))
+                }
+                (false, None, None) => "not eligible".to_owned(),
+            };
+            on_call(&CallReport::of_response(
+                Operation::CheckEligibility,
+                response,
+                detail,
+            ));
+        }
+        Err(error) => on_call(&CallReport::of_error(error)),
     }
 }
 

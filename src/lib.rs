@@ -42,6 +42,7 @@ mod response;
 mod retry;
 mod signin;
 mod status;
+mod throttle;
 mod transport;
 
 pub use auth::{AccessToken, AuthError, StaticToken, TokenFuture, TokenProvider};
@@ -51,7 +52,7 @@ pub use error::{
     Error, ErrorKind, Operation, RequestIds, Sent, ServiceError, ServiceErrorCode, Throttling,
     printable,
 };
-pub use flow::{POLL_FLOOR, PollOptions, Start, UpgradeOutcome, next_poll_delay};
+pub use flow::{CallReport, POLL_FLOOR, PollOptions, Start, UpgradeOutcome, next_poll_delay};
 pub use ids::{CorrelationId, CustomerId, IdError, RequestId, UpgradeId};
 pub use location::{LocationError, upgrade_id_from_location};
 pub use model::{
@@ -66,6 +67,7 @@ pub use signin::{
     StoredSettings, TokenEndpoint,
 };
 pub use status::UpgradeStatus;
+pub use throttle::{Lane, RateController, Throttle, ThrottleConfig, ThrottleStats};
 pub use transport::MAX_ANSWER_BYTES;
 
 /// The generated wire types, exactly as the spec defines them (feature `wire`).

@@ -36,7 +36,10 @@ mod exit {
     pub const SIGN_IN_AGAIN: u8 = 7;
 }
 
+mod apply;
+mod journal;
 mod plan;
+mod report;
 mod sign_in;
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 2 usage error (nothing sent); 3 not eligible; \
@@ -190,6 +193,10 @@ enum Command {
     },
     /// Check eligibility for every customer in a file and write a plan; creates nothing
     Plan(plan::PlanArgs),
+    /// Create and follow the upgrades a plan lists, journalled so a killed run resumes
+    Apply(apply::ApplyArgs),
+    /// Write CSV, JSON and an HTML page from a journal
+    Report(report::ReportArgs),
 }
 
 /// A duration of at least `MIN_MS` milliseconds: `--request-timeout 0s` would fail every call
@@ -224,6 +231,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Login => runtime.block_on(sign_in::login(&cli.global)),
         Command::Whoami => runtime.block_on(sign_in::whoami(&cli.global, output)),
+        Command::Report(args) => report::report(args, output),
+        Command::Apply(args) => runtime.block_on(apply_command(&cli.global, args, output)),
         command => match build_client(&cli.global) {
             Ok(client) => runtime.block_on(run(client, command, output)),
             Err(message) => {
@@ -236,7 +245,58 @@ fn main() -> ExitCode {
 }
 
 fn build_client(global: &Global) -> Result<Client, String> {
-    let token = sign_in::tokens(global)?;
+    build_client_with(global, sign_in::tokens(global)?, None)
+}
+
+/// `apply`: one throttle for the whole run, and who is running it (from the token's claims).
+async fn apply_command(global: &Global, args: apply::ApplyArgs, output: Output) -> u8 {
+    let setup = async {
+        let throttle = args.throttle()?;
+        let tokens: std::sync::Arc<dyn partner_center_upgrades::TokenProvider> =
+            std::sync::Arc::from(sign_in::tokens(global)?);
+        let client = build_client_with(global, Box::new(tokens.clone()), Some(throttle))?;
+        Ok::<_, String>((client, tokens))
+    };
+    let (client, tokens) = match setup.await {
+        Ok(setup) => setup,
+        Err(message) => {
+            eprintln!("error: {}", printable(&message));
+            return exit::USAGE;
+        }
+    };
+    // Who: the journal's audit trail names the signed-in user when the token says.
+    let claims = match tokens.token().await {
+        Ok(token) => sign_in::claims(token.expose()).ok(),
+        Err(e) => {
+            eprintln!("error: {}", printable(&e.to_string()));
+            return if e.is_sign_in_again() {
+                exit::SIGN_IN_AGAIN
+            } else {
+                exit::SERVICE_ERROR
+            };
+        }
+    };
+    let claim = |keys: &[&str]| {
+        claims
+            .as_ref()
+            .and_then(|c| keys.iter().find_map(|k| c[*k].as_str()).map(printable))
+    };
+    let operator = journal::Operator {
+        user: claim(&["upn", "preferred_username", "unique_name", "email", "oid"]),
+        tenant: claim(&["tid"]),
+    };
+    let code = apply::apply(&client, operator, args, output).await;
+    if let Some(problem) = client.recording_error() {
+        eprintln!("warning: some exchanges were not recorded: {problem}");
+    }
+    code
+}
+
+fn build_client_with(
+    global: &Global,
+    token: Box<dyn partner_center_upgrades::TokenProvider>,
+    throttle: Option<partner_center_upgrades::Throttle>,
+) -> Result<Client, String> {
     let base_url = global
         .base_url
         .clone()
@@ -259,12 +319,18 @@ fn build_client(global: &Global) -> Result<Client, String> {
     if let Some(dir) = &global.record {
         builder = builder.record_exchanges(dir);
     }
+    if let Some(throttle) = throttle {
+        builder = builder.throttle(throttle);
+    }
     builder.build().map_err(|e| e.to_string())
 }
 
 async fn run(client: Client, command: Command, output: Output) -> u8 {
     let result = match command {
-        Command::Login | Command::Whoami => Ok(exit::USAGE), // handled before a client is built
+        // Handled before a client is built.
+        Command::Login | Command::Whoami | Command::Apply(_) | Command::Report(_) => {
+            Ok(exit::USAGE)
+        }
         Command::Eligibility(target) => eligibility(&client, target, output).await,
         Command::Create(target) => create(&client, target, output).await,
         Command::Status { target, upgrade } => status(&client, target, upgrade, output).await,
