@@ -121,6 +121,12 @@ fn endpoint(path: &str) -> Option<(&str, Endpoint)> {
     }
 }
 
+/// Whether `path` is one of the sign-in service's endpoints (of any tenant): such requests are
+/// not the partner's API calls, so the throttle does not count them.
+pub(crate) fn is_endpoint(path: &str) -> bool {
+    endpoint(path).is_some()
+}
+
 /// Signs and verifies access tokens: a keyed 128-bit hash of `header.claims`, with keys random
 /// per mock, so a client cannot forge a token and another mock's tokens are not accepted.
 pub(crate) struct Signer(RandomState, RandomState);

@@ -1,8 +1,14 @@
 //! The mock's state and what each operation does with it: the upgrades it remembers (bounded:
 //! the oldest finished ones are forgotten first), the replay cache that gives a repeated
 //! `MS-RequestId` its first answer (bounded in bytes, keyed by operation and request id, holding a
-//! fingerprint of the request, never the request), and the eligibility, create and status
-//! answers, with the deliberate [`Breakage`]s.
+//! fingerprint of the request, never the request), the per-customer counts of
+//! [`crate::RunningMock::ledger`] (kept when an upgrade is forgotten, so a client's journal can be
+//! compared with them however long the run), and the eligibility, create and status answers, with
+//! a customer's scenario [`Plan`] and the deliberate [`Breakage`]s.
+//!
+//! The answers' bodies are built by small pure functions ([`not_eligible_body`],
+//! [`status_body`], ...) that the scenario check also calls at start, so what is checked against
+//! the spec there is what is sent here.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -11,7 +17,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::faults::Fault;
+use crate::scenario::Plan;
 use crate::{Breakage, FAILING_CUSTOMER, MockConfig, NO_AZURE_CUSTOMER};
+
+/// The most customers [`crate::RunningMock::ledger`] counts one by one; creates for customers
+/// past it are counted in [`LedgerTotals::untracked_created`] only.
+pub const MAX_LEDGER_CUSTOMERS: usize = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub(crate) struct UpgradeRecord {
@@ -19,13 +30,43 @@ pub(crate) struct UpgradeRecord {
     pub(crate) customer: Uuid,
     pub(crate) family: String,
     pub(crate) polls: u32,
+    /// How many polls it takes to finish: [`MockConfig::polls_to_complete`] unless the
+    /// customer's scenario says otherwise.
+    pub(crate) finish_after: u32,
     pub(crate) fails: bool,
     pub(crate) created: chrono::DateTime<chrono::Utc>,
 }
 
+/// Where an upgrade is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl State {
+    /// The status name the status operation answers.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            State::InProgress => "InProgress",
+            State::Completed => "Completed",
+            State::Failed => "Failed",
+        }
+    }
+}
+
 impl UpgradeRecord {
-    pub(crate) fn finished(&self, polls_to_complete: u32) -> bool {
-        self.polls >= polls_to_complete
+    pub(crate) fn finished(&self) -> bool {
+        self.polls >= self.finish_after
+    }
+
+    pub(crate) fn state(&self) -> State {
+        match (self.finished(), self.fails) {
+            (false, _) => State::InProgress,
+            (true, false) => State::Completed,
+            (true, true) => State::Failed,
+        }
     }
 
     /// What keeping it costs: the record, its map slots (`upgrades`, `latest`) and its place in
@@ -110,8 +151,110 @@ pub(crate) struct Fingerprint(pub(crate) u64, pub(crate) u64, pub(crate) usize);
 /// (the operation's index in the spec's operations, `MS-RequestId`).
 pub(crate) type ReplayKey = (usize, String);
 
-/// The mock's state: upgrades, remembered answers, scripted faults and counters.
-#[derive(Default)]
+/// One customer's counts, kept when its upgrades are forgotten.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CustomerEntry {
+    /// Upgrades created by clients.
+    pub(crate) created: u64,
+    /// Upgrades that existed when the mock started (scenario `underWay`).
+    pub(crate) preexisting: u64,
+    /// The latest upgrade, held or forgotten.
+    pub(crate) latest: Option<Uuid>,
+    /// The state the latest upgrade had when it was forgotten.
+    pub(crate) forgotten: Option<State>,
+}
+
+impl CustomerEntry {
+    /// What keeping one costs: the entry and its key in the map, with the hash table's slack.
+    const BYTES: usize = std::mem::size_of::<(Uuid, CustomerEntry)>() + 16;
+}
+
+/// What [`crate::RunningMock::ledger`] reports for one customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerLedger {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// Upgrades created by clients since start (a replayed `MS-RequestId` is not a create).
+    pub created: u64,
+    /// Upgrades that already existed when the mock started (scenario `underWay`).
+    pub preexisting: u64,
+    /// The customer's latest upgrade, even when the mock has forgotten it.
+    pub latest_upgrade_id: Option<Uuid>,
+    /// Its status: `InProgress`, `Completed` or `Failed` (as it was when it was forgotten).
+    pub latest_status: Option<&'static str>,
+}
+
+/// The ledger's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerTotals {
+    /// Customers counted one by one (at most [`MAX_LEDGER_CUSTOMERS`]).
+    pub customers: u64,
+    /// Upgrades created by clients, all customers (the same as
+    /// [`crate::RunningMock::upgrades_created`]).
+    pub created: u64,
+    /// Upgrades that existed when the mock started.
+    pub preexisting: u64,
+    /// The part of `created` for customers past [`MAX_LEDGER_CUSTOMERS`], not counted one by one.
+    pub untracked_created: u64,
+    /// Customers whose latest upgrade is in progress.
+    pub in_progress: u64,
+    /// Customers whose latest upgrade completed.
+    pub completed: u64,
+    /// Customers whose latest upgrade failed.
+    pub failed: u64,
+}
+
+/// What the mock did for each customer: [`crate::RunningMock::ledger`] and `GET /_mock/ledger`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerReport {
+    /// Every customer counted, by customer id.
+    pub customers: Vec<CustomerLedger>,
+    /// The totals.
+    pub totals: LedgerTotals,
+}
+
+impl LedgerReport {
+    /// The report as JSON, as `GET /_mock/ledger` serves it: `{"customers": [{"customerId",
+    /// "created", "preexisting", "latestUpgradeId", "latestStatus"}], "totals": {...}}`.
+    /// Written directly, not through a `serde_json::Value`: a million customers would take a
+    /// gigabyte as values, and this way about 150 MB as text.
+    pub fn to_json(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(64 + self.customers.len() * 160);
+        out.push_str("{\"customers\":[");
+        for (i, c) in self.customers.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // Ids and statuses are GUIDs and fixed names: nothing to escape.
+            let quoted = |v: Option<String>| v.map_or("null".to_owned(), |v| format!("\"{v}\""));
+            let _ = write!(
+                out,
+                "{{\"customerId\":\"{}\",\"created\":{},\"preexisting\":{},\"latestUpgradeId\":{},\"latestStatus\":{}}}",
+                c.customer_id,
+                c.created,
+                c.preexisting,
+                quoted(c.latest_upgrade_id.map(|id| id.to_string())),
+                quoted(c.latest_status.map(str::to_owned)),
+            );
+        }
+        let t = &self.totals;
+        let totals = json!({
+            "customers": t.customers,
+            "created": t.created,
+            "preexisting": t.preexisting,
+            "untrackedCreated": t.untracked_created,
+            "inProgress": t.in_progress,
+            "completed": t.completed,
+            "failed": t.failed,
+        });
+        let _ = write!(out, "],\"totals\":{totals}}}");
+        out
+    }
+}
+
+/// The mock's state: upgrades, remembered answers, per-customer counts, scripted faults and
+/// counters.
 pub(crate) struct Ledger {
     pub(crate) upgrades: HashMap<Uuid, UpgradeRecord>,
     /// The customer's latest upgrade.
@@ -128,10 +271,112 @@ pub(crate) struct Ledger {
     pub(crate) answer_bytes: usize,
     pub(crate) scripted: VecDeque<Fault>,
     pub(crate) requests: u64,
+    /// Upgrades created by clients (not the preexisting ones).
     pub(crate) upgrades_created: u64,
+    /// Per-customer counts, at most `customer_cap` customers.
+    pub(crate) customers: HashMap<Uuid, CustomerEntry>,
+    pub(crate) customer_cap: usize,
+    /// Estimated bytes held by `customers`.
+    pub(crate) customer_bytes: usize,
+    pub(crate) preexisting: u64,
+    /// Creates for customers past `customer_cap`.
+    pub(crate) untracked_created: u64,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            upgrades: HashMap::new(),
+            latest: HashMap::new(),
+            finished_order: VecDeque::new(),
+            upgrade_bytes: 0,
+            answers: HashMap::new(),
+            answer_order: VecDeque::new(),
+            answer_bytes: 0,
+            scripted: VecDeque::new(),
+            requests: 0,
+            upgrades_created: 0,
+            customers: HashMap::new(),
+            customer_cap: MAX_LEDGER_CUSTOMERS,
+            customer_bytes: 0,
+            preexisting: 0,
+            untracked_created: 0,
+        }
+    }
 }
 
 impl Ledger {
+    /// Remembers a new upgrade as its customer's latest, counted as created by a client or as
+    /// preexisting. The caller has made room for it.
+    pub(crate) fn insert_upgrade(&mut self, record: UpgradeRecord, preexisting: bool) {
+        let (id, customer) = (record.id, record.customer);
+        self.upgrade_bytes += record.retained_bytes();
+        self.upgrades.insert(id, record);
+        self.latest.insert(customer, id);
+        if preexisting {
+            self.preexisting += 1;
+        } else {
+            self.upgrades_created += 1;
+        }
+        let cap = self.customer_cap;
+        let known = self.customers.contains_key(&customer);
+        if !known && self.customers.len() >= cap {
+            if !preexisting {
+                self.untracked_created += 1;
+            }
+            return;
+        }
+        if !known {
+            self.customer_bytes += CustomerEntry::BYTES;
+        }
+        let entry = self.customers.entry(customer).or_default();
+        if preexisting {
+            entry.preexisting += 1;
+        } else {
+            entry.created += 1;
+        }
+        entry.latest = Some(id);
+        entry.forgotten = None;
+    }
+
+    /// The per-customer report, by customer id.
+    pub(crate) fn report(&self) -> LedgerReport {
+        let mut totals = LedgerTotals {
+            customers: self.customers.len() as u64,
+            created: self.upgrades_created,
+            preexisting: self.preexisting,
+            untracked_created: self.untracked_created,
+            ..LedgerTotals::default()
+        };
+        let mut customers: Vec<CustomerLedger> = self
+            .customers
+            .iter()
+            .map(|(customer, entry)| {
+                let state = entry.latest.and_then(|id| {
+                    self.upgrades
+                        .get(&id)
+                        .map(UpgradeRecord::state)
+                        .or(entry.forgotten)
+                });
+                match state {
+                    Some(State::InProgress) => totals.in_progress += 1,
+                    Some(State::Completed) => totals.completed += 1,
+                    Some(State::Failed) => totals.failed += 1,
+                    None => {}
+                }
+                CustomerLedger {
+                    customer_id: *customer,
+                    created: entry.created,
+                    preexisting: entry.preexisting,
+                    latest_upgrade_id: entry.latest,
+                    latest_status: state.map(State::as_str),
+                }
+            })
+            .collect();
+        customers.sort_unstable_by_key(|c| c.customer_id);
+        LedgerReport { customers, totals }
+    }
+
     /// Remembers `answer` for `key` unless something is remembered already, then forgets the
     /// oldest answers until the cache is within `budget` bytes and [`MAX_REMEMBERED`] entries.
     pub(crate) fn remember(
@@ -188,6 +433,12 @@ impl Ledger {
                 if self.latest.get(&forgotten.customer) == Some(&oldest) {
                     self.latest.remove(&forgotten.customer);
                 }
+                // The ledger keeps what became of it.
+                if let Some(entry) = self.customers.get_mut(&forgotten.customer)
+                    && entry.latest == Some(oldest)
+                {
+                    entry.forgotten = Some(forgotten.state());
+                }
             }
         }
         true
@@ -196,24 +447,160 @@ impl Ledger {
 
 /// Only `Azure` (any casing) is offered. The spec keeps product families an open set, so another
 /// family is a valid request that gets a business answer: not eligible, and create refused.
-fn offered(family: &str) -> bool {
+pub(crate) fn offered(family: &str) -> bool {
     family.eq_ignore_ascii_case("azure")
 }
 
-/// The eligibility answer: an upgrade under way or done makes the customer not eligible and is
-/// named in `upgradeId`.
+/// The eligibility body of a customer who is not eligible, for `reason` (any JSON a scenario
+/// gave; the scenario check makes sure the spec takes it).
+pub(crate) fn not_eligible_body(customer: Uuid, family: &str, reason: &Value) -> Value {
+    json!({ "customerId": customer, "productFamily": family, "isEligible": false, "reason": reason })
+}
+
+/// The eligibility body of a customer whose latest upgrade is `id`, in `state`: it is named in
+/// `upgradeId`, and only a failed one leaves the customer eligible.
+pub(crate) fn eligibility_with_upgrade(
+    customer: Uuid,
+    family: &str,
+    id: Uuid,
+    state: State,
+) -> Value {
+    let (eligible, reason) = match state {
+        State::InProgress => (false, format!("Upgrade {id} is in progress.")),
+        State::Completed => (
+            false,
+            "The customer has already been upgraded to an Azure plan.".to_owned(),
+        ),
+        State::Failed => (true, format!("Upgrade {id} failed; it can be retried.")),
+    };
+    json!({
+        "customerId": customer,
+        "productFamily": family,
+        "isEligible": eligible,
+        "upgradeId": id,
+        "reason": reason,
+    })
+}
+
+/// Create's answer when the customer's latest upgrade is `id`, in `state`: 409 (`900109`, the
+/// upgrade named in `data`) while it is in progress, 400 (`900110`) once it completed; `None`
+/// after a failure (a new one may be created).
+pub(crate) fn create_conflict(id: Uuid, state: State) -> Option<Answer> {
+    match state {
+        State::InProgress => {
+            let mut answer = Answer::error(
+                409,
+                900109,
+                format!("The original upgrade {id} is in progress."),
+            );
+            if let Some(body) = answer.body.as_mut() {
+                body["data"] = json!([id]);
+            }
+            Some(answer)
+        }
+        State::Completed => Some(Answer::error(
+            400,
+            900110,
+            format!("The customer has already completed upgrade {id}."),
+        )),
+        State::Failed => None,
+    }
+}
+
+/// A Partner Center error answer whose code and description a scenario gave (any JSON; the
+/// scenario check makes sure the spec takes them).
+pub(crate) fn scenario_error(status: u16, code: &Value, description: &Value) -> Answer {
+    Answer::json(
+        status,
+        json!({ "code": code, "description": description, "data": [], "source": "PartnerFD" }),
+    )
+}
+
+/// The `errorDetails` of a failed upgrade when no scenario says otherwise.
+pub(crate) fn default_failure() -> Value {
+    json!({ "code": "900120", "description": "The Azure upgrade could not be processed." })
+}
+
+/// The status body of `upgrade` as it is now, with `failure` as the `errorDetails` of a failed
+/// one (top level and line item).
+pub(crate) fn status_body(upgrade: &UpgradeRecord, failure: &Value) -> Value {
+    let state = upgrade.state();
+    let subscription = Uuid::from_u128(upgrade.customer.as_u128() ^ 0x5eed);
+    let mut line = json!({
+        "sourceProduct": { "id": subscription, "name": "AzureSubscription" },
+        "targetProduct": { "id": "d231908e-31c1-de0e-027b-bc5ce11f09d9", "name": "Microsoft Azure plan" },
+        "status": state.as_str(),
+    });
+    let mut body = json!({
+        "id": upgrade.id,
+        "status": state.as_str(),
+        "productFamily": upgrade.family,
+        "lineItems": [],
+    });
+    match state {
+        State::InProgress => {}
+        State::Completed => {
+            line["upgradedDate"] = json!(partner_center_timestamp(upgrade.created));
+        }
+        State::Failed => {
+            line["errorDetails"] = failure.clone();
+            body["errorDetails"] = failure.clone();
+        }
+    }
+    body["lineItems"] = json!([line]);
+    body
+}
+
+/// A new upgrade record for `customer`, as `plan` (or the built-in customers) shapes it.
+pub(crate) fn new_record(
+    config: &MockConfig,
+    customer: Uuid,
+    family: &str,
+    plan: Option<&Plan>,
+) -> UpgradeRecord {
+    let (finish_after, fails) = match plan {
+        Some(Plan::FailsAtPoll { poll, .. }) => (*poll, true),
+        Some(Plan::Slow { polls, .. }) => (*polls, false),
+        Some(_) => (config.polls_to_complete, false),
+        None => (
+            config.polls_to_complete,
+            customer.to_string() == FAILING_CUSTOMER,
+        ),
+    };
+    UpgradeRecord {
+        id: Uuid::new_v4(),
+        customer,
+        family: family.to_owned(),
+        polls: 0,
+        finish_after: finish_after.max(1),
+        fails,
+        created: chrono::Utc::now(),
+    }
+}
+
+/// The eligibility answer: a scenario's refusal or reason, the built-in customers, or the
+/// latest upgrade (under way or done) named in `upgradeId`.
 pub(crate) fn eligibility(
     config: &MockConfig,
     ledger: &Ledger,
     customer: Uuid,
     family: &str,
+    plan: Option<&Plan>,
 ) -> Answer {
     let mut body = json!({ "customerId": customer, "productFamily": family, "isEligible": true });
     let wrong_type = config.breakage == Some(Breakage::WrongType);
     if !offered(family) {
         body["isEligible"] = json!(false);
         body["reason"] = json!(format!("No upgrade to product family {family} is offered."));
-    } else if customer.to_string() == NO_AZURE_CUSTOMER {
+    } else if let Some(Plan::NotEligible {
+        reason, refusal, ..
+    }) = plan
+    {
+        match refusal {
+            Some(refusal) => return refusal.clone(),
+            None => body = not_eligible_body(customer, family, reason),
+        }
+    } else if plan.is_none() && customer.to_string() == NO_AZURE_CUSTOMER {
         body["isEligible"] = json!(false);
         body["reason"] = json!("The customer has no Microsoft Azure (MS-AZR-0145P) subscription.");
     } else if let Some(upgrade) = ledger
@@ -221,21 +608,7 @@ pub(crate) fn eligibility(
         .get(&customer)
         .and_then(|id| ledger.upgrades.get(id))
     {
-        body["upgradeId"] = json!(upgrade.id);
-        let done = upgrade.finished(config.polls_to_complete);
-        match (done, upgrade.fails) {
-            (false, _) => {
-                body["isEligible"] = json!(false);
-                body["reason"] = json!(format!("Upgrade {} is in progress.", upgrade.id));
-            }
-            (true, false) => {
-                body["isEligible"] = json!(false);
-                body["reason"] = json!("The customer has already been upgraded to an Azure plan.");
-            }
-            (true, true) => {
-                body["reason"] = json!(format!("Upgrade {} failed; it can be retried.", upgrade.id))
-            }
-        }
+        body = eligibility_with_upgrade(customer, family, upgrade.id, upgrade.state());
     }
     if config.breakage == Some(Breakage::MissingField)
         && let Some(body) = body.as_object_mut()
@@ -249,13 +622,15 @@ pub(crate) fn eligibility(
 }
 
 /// Creates an upgrade (202 with `Location: {location_base}/{id}`), or refuses: not offered,
-/// no Azure subscriptions, one under way (409, `900109`), already done, or the mock full (503).
+/// not eligible (a scenario's refusal, or no Azure subscriptions), one under way (409,
+/// `900109`), already done, or the mock full (503).
 pub(crate) fn create(
     config: &MockConfig,
     ledger: &mut Ledger,
     customer: Uuid,
     family: &str,
     location_base: &str,
+    plan: Option<&Plan>,
 ) -> Answer {
     if !offered(family) {
         return Answer::error(
@@ -264,7 +639,10 @@ pub(crate) fn create(
             format!("No upgrade to product family {family} is offered."),
         );
     }
-    if customer.to_string() == NO_AZURE_CUSTOMER {
+    if let Some(Plan::NotEligible { create, .. }) = plan {
+        return create.clone();
+    }
+    if plan.is_none() && customer.to_string() == NO_AZURE_CUSTOMER {
         return Answer::error(
             403,
             900108,
@@ -272,34 +650,14 @@ pub(crate) fn create(
         );
     }
     let duplicates_allowed = config.breakage == Some(Breakage::DuplicateOnReplay);
-    if let (Some(upgrade), false) = (
-        ledger
+    if !duplicates_allowed
+        && let Some(upgrade) = ledger
             .latest
             .get(&customer)
-            .and_then(|id| ledger.upgrades.get(id)),
-        duplicates_allowed,
-    ) {
-        match (upgrade.finished(config.polls_to_complete), upgrade.fails) {
-            (false, _) => {
-                let mut answer = Answer::error(
-                    409,
-                    900109,
-                    format!("The original upgrade {} is in progress.", upgrade.id),
-                );
-                if let Some(body) = answer.body.as_mut() {
-                    body["data"] = json!([upgrade.id]);
-                }
-                return answer;
-            }
-            (true, false) => {
-                return Answer::error(
-                    400,
-                    900110,
-                    format!("The customer has already completed upgrade {}.", upgrade.id),
-                );
-            }
-            (true, true) => {}
-        }
+            .and_then(|id| ledger.upgrades.get(id))
+        && let Some(conflict) = create_conflict(upgrade.id, upgrade.state())
+    {
+        return conflict;
     }
     if !ledger.make_room(config.max_upgrades) {
         let mut answer = Answer::error(
@@ -313,19 +671,9 @@ pub(crate) fn create(
         answer.headers.push(("retry-after", "1".into()));
         return answer;
     }
-    let id = Uuid::new_v4();
-    let record = UpgradeRecord {
-        id,
-        customer,
-        family: family.to_owned(),
-        polls: 0,
-        fails: customer.to_string() == FAILING_CUSTOMER,
-        created: chrono::Utc::now(),
-    };
-    ledger.upgrade_bytes += record.retained_bytes();
-    ledger.upgrades.insert(id, record);
-    ledger.latest.insert(customer, id);
-    ledger.upgrades_created += 1;
+    let record = new_record(config, customer, family, plan);
+    let id = record.id;
+    ledger.insert_upgrade(record, false);
     let mut answer = Answer {
         status: if config.breakage == Some(Breakage::WrongStatus) {
             201
@@ -343,14 +691,15 @@ pub(crate) fn create(
     answer
 }
 
-/// The status of an upgrade, one poll further on: `InProgress` until it finishes.
+/// The status of an upgrade, one poll further on: `InProgress` until it finishes, then
+/// `Completed`, or `Failed` with the scenario's (or the default) `errorDetails`.
 pub(crate) fn status(
     config: &MockConfig,
     ledger: &mut Ledger,
     customer: Uuid,
     upgrade_id: Uuid,
+    plan: Option<&Plan>,
 ) -> Answer {
-    let polls_to_complete = config.polls_to_complete;
     let Some(upgrade) = ledger.upgrades.get_mut(&upgrade_id) else {
         return Answer::error(
             404,
@@ -365,39 +714,18 @@ pub(crate) fn status(
             format!("The upgrade id {upgrade_id} does not belong to customer {customer}."),
         );
     }
-    let was_finished = upgrade.finished(polls_to_complete);
+    let was_finished = upgrade.finished();
     upgrade.polls = upgrade.polls.saturating_add(1);
-    let just_finished = !was_finished && upgrade.finished(polls_to_complete);
-    let (status, finished) = match (upgrade.finished(polls_to_complete), upgrade.fails) {
-        (false, _) => ("InProgress", false),
-        (true, false) => ("Completed", true),
-        (true, true) => ("Failed", true),
+    let just_finished = !was_finished && upgrade.finished();
+    let mut body = match plan {
+        Some(Plan::FailsAtPoll { details, .. }) => status_body(upgrade, details),
+        _ => status_body(upgrade, &default_failure()),
     };
-    let subscription = Uuid::from_u128(upgrade.customer.as_u128() ^ 0x5eed);
-    let mut line = json!({
-        "sourceProduct": { "id": subscription, "name": "AzureSubscription" },
-        "targetProduct": { "id": "d231908e-31c1-de0e-027b-bc5ce11f09d9", "name": "Microsoft Azure plan" },
-        "status": status,
-    });
-    let mut body = json!({
-        "id": upgrade.id,
-        "status": status,
-        "productFamily": upgrade.family,
-        "lineItems": [],
-    });
-    if finished && !upgrade.fails {
-        line["upgradedDate"] = json!(partner_center_timestamp(upgrade.created));
-    }
-    if upgrade.fails && finished {
-        let details =
-            json!({ "code": "900120", "description": "The Azure upgrade could not be processed." });
-        line["errorDetails"] = details.clone();
-        body["errorDetails"] = details;
-    }
-    if config.breakage == Some(Breakage::MalformedDate) {
+    if config.breakage == Some(Breakage::MalformedDate)
+        && let Some(line) = body["lineItems"].get_mut(0)
+    {
         line["upgradedDate"] = json!("yesterday");
     }
-    body["lineItems"] = json!([line]);
     if config.breakage == Some(Breakage::MissingField)
         && let Some(body) = body.as_object_mut()
     {
@@ -467,6 +795,7 @@ mod tests {
             customer: Uuid::from_u128(1000 + n),
             family: "Azure".into(),
             polls,
+            finish_after: 1,
             fails: false,
             created: chrono::Utc::now(),
         };

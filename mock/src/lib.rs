@@ -32,18 +32,39 @@
 //! saying so, and [`MockConfig::require_mfa`] refuses a sign-in without multi-factor
 //! authentication (401, `900421`). [`RunningMock::sign_in_counts`] says what it saw.
 //!
-//! One job per module: `server` accepts connections within their limits and timeouts and injects
-//! faults, `routing` finds the spec's operation for a request and validates it, `ledger` keeps
-//! the upgrades and the replay cache and decides each operation's answer, `identity` is the
-//! sign-in service.
+//! At the scale of a real customer book: a [`Scenario`] ([`MockConfig::scenario`]) sets outcomes
+//! per customer — `notEligible` (a reason, or a refusal with a Partner Center error and status),
+//! `underWay` (an upgrade that exists from the start), `failsAtPoll` and `slow` — and every
+//! answer it makes the mock send is built and validated against the spec's schema for its
+//! operation and status at start, so a scenario the spec would reject is refused, naming the
+//! customer and the field. A throttle ([`MockConfig::throttle`], a token bucket for the mock's
+//! one partner) answers API calls beyond its rate with 429, `Retry-After` and Partner Center's
+//! throttling body, before faults are drawn. [`RunningMock::ledger`] counts, per customer, the
+//! upgrades clients created (for good: a forgotten upgrade stays counted; at most
+//! [`MAX_LEDGER_CUSTOMERS`] customers) and the preexisting ones, with the latest upgrade and its
+//! status; [`RunningMock::traffic`] counts requests, throttled ones and faults per second (the
+//! last [`TRAFFIC_WINDOW_SECONDS`]) and since start. Both are served as JSON at
+//! `GET /_mock/ledger` and `GET /_mock/traffic` with the API's token, outside the API: no
+//! throttle, no faults, not counted. Ten thousand upgrades in progress and ten thousand finished
+//! fit within the default limits, in a few megabytes of [`RunningMock::retained_bytes`].
+//!
+//! One job per module: `server` accepts connections within their limits and timeouts, throttles
+//! and injects faults, `routing` finds the spec's operation for a request and validates it,
+//! `ledger` keeps the upgrades, the per-customer counts and the replay cache and decides each
+//! operation's answer, `scenario` reads scenarios and checks their answers against the spec,
+//! `traffic` is the token bucket and the counts, `admin` serves the mock's own pages, `identity`
+//! is the sign-in service.
 
 #![deny(missing_docs)]
 
+mod admin;
 pub mod faults;
 mod identity;
 mod ledger;
 mod routing;
+mod scenario;
 mod server;
+mod traffic;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -63,10 +84,18 @@ pub use faults::{Fault, FaultRates};
 pub use identity::{
     MAX_DEVICE_CODES, MAX_RECENT_SECRETS, MAX_REFRESH_TOKENS, PARTNER_CENTER_RESOURCE, SignInCounts,
 };
+pub use ledger::{CustomerLedger, LedgerReport, LedgerTotals, MAX_LEDGER_CUSTOMERS};
+pub use scenario::{
+    MAX_SCENARIO_BYTES, MAX_SCENARIO_CUSTOMERS, MAX_SCENARIO_DELAY, MAX_SCENARIO_POLLS, Outcome,
+    Scenario, ScenarioError,
+};
+pub use traffic::{TRAFFIC_WINDOW_SECONDS, ThrottleConfig, Traffic, TrafficCounts, TrafficSecond};
 
 use identity::{Identity, Signer};
 use ledger::{Fingerprint, Ledger};
 use routing::Routes;
+use scenario::Plans;
+use traffic::Meter;
 
 /// The token the mock accepts unless configured otherwise.
 pub const DEFAULT_TOKEN: &str = "mock-partner-center-token";
@@ -185,6 +214,13 @@ pub struct MockConfig {
     /// Refresh tokens refused as expired or revoked (`invalid_grant`, `AADSTS700082`), as any
     /// token the mock did not issue is.
     pub revoked_refresh_tokens: Vec<String>,
+    /// Outcomes set per customer; its answers are checked against the spec when the mock
+    /// starts, and a scenario the spec would reject is refused ([`start`] fails with a
+    /// [`ScenarioError`] naming the customer and the field).
+    pub scenario: Option<Scenario>,
+    /// A rate limit on API calls (not the sign-in service), checked before faults are drawn:
+    /// beyond it, 429 with `Retry-After` and the throttling body.
+    pub throttle: Option<ThrottleConfig>,
 }
 
 impl Default for MockConfig {
@@ -212,6 +248,8 @@ impl Default for MockConfig {
             pending_polls: 1,
             slow_down: false,
             revoked_refresh_tokens: Vec::new(),
+            scenario: None,
+            throttle: None,
         }
     }
 }
@@ -232,6 +270,12 @@ struct Shared {
     identity: Mutex<Identity>,
     /// Signs and verifies the access tokens it issues.
     signer: Signer,
+    /// The scenario's customers, their answers built and checked at start.
+    plans: Plans,
+    /// The throttle's bucket and the traffic counts.
+    meter: Mutex<Meter>,
+    /// When the mock started: the throttle's clock (tokio's, so paused time drives it too).
+    started: tokio::time::Instant,
 }
 
 impl Shared {
@@ -251,6 +295,10 @@ impl Shared {
 
     fn identity(&self) -> std::sync::MutexGuard<'_, Identity> {
         self.identity.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn meter(&self) -> std::sync::MutexGuard<'_, Meter> {
+        self.meter.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -277,43 +325,59 @@ impl RunningMock {
         &self.shared.config.token
     }
 
-    /// How many upgrades were created since start.
+    /// How many upgrades were created by clients since start (not the scenario's preexisting
+    /// ones).
     pub fn upgrades_created(&self) -> u64 {
-        self.ledger().upgrades_created
+        self.state().upgrades_created
     }
 
     /// How many upgrades exist for `customer`.
     pub fn upgrades_of(&self, customer: Uuid) -> usize {
-        self.ledger()
+        self.state()
             .upgrades
             .values()
             .filter(|u| u.customer == customer)
             .count()
     }
 
-    /// How many requests reached the mock (including faulted ones).
+    /// How many requests reached the mock (including throttled and faulted ones; not the
+    /// `/_mock/` pages).
     pub fn requests(&self) -> u64 {
-        self.ledger().requests
+        self.state().requests
+    }
+
+    /// What the mock did for each customer: upgrades created by clients (counted for good, even
+    /// once an upgrade is forgotten), preexisting ones, and the latest upgrade and its status;
+    /// also served as JSON at `GET /_mock/ledger` ([`LedgerReport::to_json`]).
+    pub fn ledger(&self) -> LedgerReport {
+        self.state().report()
+    }
+
+    /// What requests got, per second over the last [`TRAFFIC_WINDOW_SECONDS`] and since start;
+    /// also served as JSON at `GET /_mock/traffic` ([`Traffic::to_json`]).
+    pub fn traffic(&self) -> Traffic {
+        self.shared.meter().snapshot()
     }
 
     /// The mock's own estimate of the bytes its state holds: remembered answers (the replay
-    /// cache) and upgrades. Not the process's memory: requests being read (at most
-    /// [`MockConfig::max_body_bytes`] each, one per open connection) and allocator slack are not
-    /// counted.
+    /// cache), upgrades and the per-customer counts of [`RunningMock::ledger`]. Not the
+    /// process's memory: requests being read (at most [`MockConfig::max_body_bytes`] each, one
+    /// per open connection), the scenario (fixed at start), the traffic ring (at most
+    /// [`TRAFFIC_WINDOW_SECONDS`] entries of 48 bytes) and allocator slack are not counted.
     pub fn retained_bytes(&self) -> usize {
-        let ledger = self.ledger();
-        ledger.answer_bytes + ledger.upgrade_bytes
+        let ledger = self.state();
+        ledger.answer_bytes + ledger.upgrade_bytes + ledger.customer_bytes
     }
 
     /// The part of [`RunningMock::retained_bytes`] held by remembered answers (at most
     /// [`MockConfig::replay_budget_bytes`]).
     pub fn replay_bytes(&self) -> usize {
-        self.ledger().answer_bytes
+        self.state().answer_bytes
     }
 
     /// How many upgrades the mock remembers now (at most [`MockConfig::max_upgrades`]).
     pub fn upgrades_held(&self) -> usize {
-        self.ledger().upgrades.len()
+        self.state().upgrades.len()
     }
 
     /// How many connections are open now (at most [`MockConfig::max_connections`]).
@@ -372,10 +436,10 @@ impl RunningMock {
 
     /// Queues faults for the next requests, in order, ahead of random ones.
     pub fn script(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.ledger().scripted.extend(faults);
+        self.state().scripted.extend(faults);
     }
 
-    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+    fn state(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.shared.ledger()
     }
 }
@@ -389,23 +453,48 @@ impl Drop for RunningMock {
 }
 
 /// Starts the mock on `addr` (use port 0 for any free port) on the current tokio runtime.
+///
+/// Fails with [`std::io::ErrorKind::InvalidInput`] for a configuration that cannot run: a
+/// scenario the spec would reject (the error's inner error is the [`ScenarioError`], naming the
+/// customer and the field) or a throttle without a positive rate.
 pub async fn start(config: MockConfig, addr: SocketAddr) -> std::io::Result<RunningMock> {
-    let routes = Routes::from_spec(&partner_center_contract::embedded_spec())
-        .map_err(std::io::Error::other)?;
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let spec = partner_center_contract::embedded_spec();
+    let routes = Routes::from_spec(&spec).map_err(std::io::Error::other)?;
+    if let Some(problem) = config.throttle.as_ref().and_then(ThrottleConfig::problem) {
+        return Err(invalid(problem));
+    }
+    let config = MockConfig {
+        polls_to_complete: config.polls_to_complete.max(1),
+        ..config
+    };
+    let plans = match &config.scenario {
+        Some(scenario) => scenario::compile(scenario, &spec, &config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        None => Plans::default(),
+    };
+    drop(spec);
+    let mut ledger = Ledger::default();
+    // The scenario's upgrades under way exist before any client asks (compile made sure they
+    // fit in max_upgrades).
+    for customer in plans.under_way() {
+        let record = ledger::new_record(&config, customer, "Azure", plans.get(customer));
+        ledger.insert_upgrade(record, true);
+    }
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         rng: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed)),
-        config: MockConfig {
-            polls_to_complete: config.polls_to_complete.max(1),
-            ..config
-        },
+        meter: Mutex::new(Meter::new(config.throttle)),
+        started: tokio::time::Instant::now(),
+        config,
         routes,
-        ledger: Mutex::new(Ledger::default()),
+        ledger: Mutex::new(ledger),
         hash_keys: (RandomState::new(), RandomState::new()),
         open: AtomicUsize::new(0),
         identity: Mutex::new(Identity::default()),
         signer: Signer::new(),
+        plans,
     });
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(server::serve(listener, Arc::clone(&shared), stopped));
@@ -419,6 +508,63 @@ pub async fn start(config: MockConfig, addr: SocketAddr) -> std::io::Result<Runn
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One POST of `customer`'s body to `path` on its own connection: the answer's status.
+    async fn post(mock: &RunningMock, path: &str, customer: Uuid) -> u16 {
+        let body = format!(r#"{{"customerId":"{customer}","productFamily":"Azure"}}"#);
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: mock\r\nauthorization: Bearer {}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            mock.token(),
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(mock.addr()).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+    }
+
+    /// In paused time the clock moves only when every task waits, and then straight to the next
+    /// timer: the mock's waits. The mock's own timeouts are a day, so they never come first; the
+    /// time the calls take is then the mock's waits, whatever the machine's speed.
+    #[tokio::test(start_paused = true)]
+    async fn scenario_delays_are_slept_before_each_answer() {
+        let slow = Uuid::new_v4();
+        let delay = Duration::from_secs(30);
+        let day = Duration::from_secs(86_400);
+        let mock = start(
+            MockConfig {
+                scenario: Some(Scenario::new().with(slow, Outcome::Slow { polls: None, delay })),
+                header_read_timeout: day,
+                body_read_timeout: day,
+                connection_timeout: day,
+                ..MockConfig::default()
+            },
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .await
+        .unwrap();
+
+        let started = tokio::time::Instant::now();
+        let statuses = [
+            post(&mock, "/v1/productUpgrades/eligibility", slow).await,
+            post(&mock, "/v1/productUpgrades", slow).await,
+            // Refused before any wait: the body names no upgrade of this customer.
+            post(&mock, "/v1/productUpgrades/eligibility/extra", slow).await,
+        ];
+        let waited = started.elapsed();
+
+        assert_eq!(statuses, [200, 202, 404]);
+        assert!(waited >= 2 * delay, "{waited:?}: two answers of 30 s each");
+        assert_eq!(mock.upgrades_created(), 1);
+    }
 
     #[test]
     fn breakages_parse_from_their_names() {

@@ -7,7 +7,10 @@
 //! A path no template matches answers 404; a method the spec does not declare for a path that
 //! exists answers 405 with the spec's methods in `Allow`. The sign-in service's paths
 //! ([`crate::identity`]) are not in the spec and are matched first; the bearer token is the
-//! static one or an access token the sign-in service issued.
+//! static one or an access token the sign-in service issued (the `/_mock/` admin pages take the
+//! same, through [`authorize`]). A scenario customer whose answers are slow waits between these
+//! checks and the ledger, so a refused request is answered at once and the wait comes before any
+//! effect.
 
 use hyper::Method;
 use hyper::header::{HeaderMap, HeaderValue};
@@ -18,7 +21,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::identity;
-use crate::ledger::{self, Answer, Stored};
+use crate::ledger::{self, Answer, Fingerprint, ReplayKey, Stored};
 use crate::{Breakage, Shared};
 
 /// The spec's name for the path parameter that names an upgrade.
@@ -26,20 +29,26 @@ const UPGRADE_ID: &str = "upgradeId";
 
 /// What the mock does for an operation, chosen by the operation's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Handler {
+pub(crate) enum Handler {
     Eligibility,
     Create,
     Status,
 }
 
 impl Handler {
-    fn for_operation(id: &str) -> Option<Handler> {
-        match id {
-            "checkEligibility" => Some(Handler::Eligibility),
-            "createUpgrade" => Some(Handler::Create),
-            "getUpgradeStatus" => Some(Handler::Status),
-            _ => None,
+    const ALL: [Handler; 3] = [Handler::Eligibility, Handler::Create, Handler::Status];
+
+    /// The spec's operationId of what it does.
+    pub(crate) const fn operation_id(self) -> &'static str {
+        match self {
+            Handler::Eligibility => "checkEligibility",
+            Handler::Create => "createUpgrade",
+            Handler::Status => "getUpgradeStatus",
         }
+    }
+
+    fn for_operation(id: &str) -> Option<Handler> {
+        Handler::ALL.into_iter().find(|h| h.operation_id() == id)
     }
 }
 
@@ -165,8 +174,10 @@ pub(crate) fn sent_id(headers: &HeaderMap, name: &str, lenient: bool) -> Option<
     }
 }
 
-/// Decides the answer to a request that reached the API (no fault, or a slow one).
-pub(crate) fn answer(
+/// Decides the answer to a request that reached the API (no fault, or a slow one). A scenario
+/// customer whose answers are slow waits here, once the request is known to be valid and
+/// before it has any effect.
+pub(crate) async fn answer(
     shared: &Shared,
     method: &Method,
     path: &str,
@@ -177,7 +188,14 @@ pub(crate) fn answer(
     if let Some(answer) = identity::answer(shared, method, path, headers, body) {
         return answer.freeze();
     }
-    decide(shared, method, path, headers, body).unwrap_or_else(Answer::freeze)
+    let call = match prepare(shared, method, path, headers, body) {
+        Ok(call) => call,
+        Err(refused) => return refused.freeze(),
+    };
+    if let Some(delay) = shared.plans.delay(call.customer) {
+        tokio::time::sleep(delay).await;
+    }
+    decide(shared, call)
 }
 
 /// The answer to a missing, wrong or unknown bearer token.
@@ -190,15 +208,29 @@ pub(crate) fn unauthorized() -> Answer {
     answer
 }
 
-/// The answer to a request that reached the API: `Ok` for one of the operations' own answers
-/// (remembered for a replay), `Err` for a refusal before any (not remembered).
-fn decide(
+/// A valid request to one of the operations, ready for the ledger to answer.
+struct Call {
+    handler: Handler,
+    customer: Uuid,
+    family: String,
+    /// The status operation's upgrade id: `None` when it names none, `Some(None)` when it is not
+    /// a GUID.
+    upgrade: Option<Option<Uuid>>,
+    fingerprint: Fingerprint,
+    /// (operation, `MS-RequestId`), when one was sent.
+    key: Option<ReplayKey>,
+}
+
+/// Checks a request that reached the API: the operation its method and path name, the bearer
+/// token, the headers and the body. `Err` is a refusal before any operation's answer (not
+/// remembered for a replay).
+fn prepare(
     shared: &Shared,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Stored, Answer> {
+) -> Result<Call, Answer> {
     let routes = &shared.routes;
     let Some((index, operation, found)) = routes.operations.find(method.as_str(), path) else {
         let allowed = routes.operations.methods_at(path);
@@ -222,15 +254,7 @@ fn decide(
             format!("The mock does not implement {}.", operation.id),
         ));
     };
-    let expected = format!("Bearer {}", shared.config.token);
-    let given = headers
-        .get("authorization")
-        .map_or(&[][..], HeaderValue::as_bytes);
-    // The static token, or an access token the sign-in service issued (unexpired, with
-    // multi-factor sign-in when that is required).
-    if !same_secret(given, expected.as_bytes()) {
-        identity::authorize(shared, given)?;
-    }
+    authorize(shared, headers)?;
     if !shared.config.lenient
         && let Some(problem) = routes.header_problem(index, headers)
     {
@@ -238,45 +262,76 @@ fn decide(
     }
     let request_id = sent_id(headers, "ms-requestid", shared.config.lenient);
     let (customer, family, body) = parse_body(route.body.as_ref(), body)?;
-    let idempotent = shared.config.breakage != Some(Breakage::DuplicateOnReplay);
     let fingerprint = shared.fingerprint(path, &body);
-    drop(body);
+    Ok(Call {
+        handler,
+        customer,
+        family,
+        upgrade: found.get(UPGRADE_ID).map(|id| Uuid::try_parse(id).ok()),
+        fingerprint,
+        key: request_id.map(|id| (index, id)),
+    })
+}
+
+/// The ledger's answer to a valid request (remembered for a replay), or the first answer again
+/// for a repeated `MS-RequestId`.
+fn decide(shared: &Shared, call: Call) -> Stored {
+    let idempotent = shared.config.breakage != Some(Breakage::DuplicateOnReplay);
     let mut ledger = shared.ledger();
     // A repeated MS-RequestId gets the first answer, but only for the same request: another
     // request under a reused id is a different call and is answered on its own.
-    let key = request_id.map(|id| (index, id));
-    if let (Some(key), true) = (&key, idempotent)
+    if let (Some(key), true) = (&call.key, idempotent)
         && let Some(first) = ledger.answers.get(key)
-        && first.request == fingerprint
+        && first.request == call.fingerprint
     {
-        return Ok(first.answer.clone());
+        return first.answer.clone();
     }
     let config = &shared.config;
-    let answer = match handler {
-        Handler::Eligibility => ledger::eligibility(config, &ledger, customer, &family),
+    let (customer, family) = (call.customer, call.family.as_str());
+    let plan = shared.plans.get(customer);
+    let answer = match call.handler {
+        Handler::Eligibility => ledger::eligibility(config, &ledger, customer, family, plan),
         Handler::Create => ledger::create(
             config,
             &mut ledger,
             customer,
-            &family,
-            &routes.location_base,
+            family,
+            &shared.routes.location_base,
+            plan,
         ),
-        Handler::Status => match found
-            .get(UPGRADE_ID)
-            .and_then(|id| Uuid::try_parse(id).ok())
-        {
+        Handler::Status => match call.upgrade.flatten() {
             None => Answer::error(400, 400, "The upgrade id is not a GUID."),
-            Some(upgrade) => ledger::status(config, &mut ledger, customer, upgrade),
+            Some(upgrade) => ledger::status(config, &mut ledger, customer, upgrade, plan),
         },
     }
     .freeze();
-    // A 5xx (the mock is full) is not remembered: a retry with the same id may succeed.
-    if let Some(key) = key
+    // A 5xx (the mock is full, or a scenario says so) is not remembered: a retry with the same
+    // id may succeed.
+    if let Some(key) = call.key
         && answer.status < 500
     {
-        ledger.remember(key, fingerprint, answer.clone(), config.replay_budget_bytes);
+        ledger.remember(
+            key,
+            call.fingerprint,
+            answer.clone(),
+            config.replay_budget_bytes,
+        );
     }
-    Ok(answer)
+    answer
+}
+
+/// Whether a request's bearer token is one the API accepts: the static token, or an access
+/// token the sign-in service issued (unexpired, with multi-factor sign-in when that is
+/// required). `Err` is the 401 to answer.
+pub(crate) fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), Answer> {
+    let expected = format!("Bearer {}", shared.config.token);
+    let given = headers
+        .get("authorization")
+        .map_or(&[][..], HeaderValue::as_bytes);
+    if same_secret(given, expected.as_bytes()) {
+        return Ok(());
+    }
+    identity::authorize(shared, given)
 }
 
 /// Whether a secret sent by a client equals the expected one, in time that depends only on the

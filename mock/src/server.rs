@@ -1,7 +1,9 @@
 //! The HTTP server: accepting connections (at most [`crate::MockConfig::max_connections`] at once;
-//! `accept` errors back off instead of spinning), serving each within its timeouts, reading a
-//! request body within its limit, injecting faults, and writing the answer with the ids the
-//! request sent.
+//! `accept` errors back off instead of spinning), serving each within its timeouts, serving the
+//! mock's own pages ([`crate::admin`]) apart from the API, throttling API calls
+//! ([`crate::MockConfig::throttle`]) before injecting faults, counting both in the traffic,
+//! reading a request body within its limit, and writing the answer with the ids the request
+//! sent.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,7 +23,8 @@ use uuid::Uuid;
 use crate::faults::Fault;
 use crate::ledger::{Answer, Stored};
 use crate::routing::{self, header_text, sent_id};
-use crate::{DRAIN_LIMIT, Shared};
+use crate::traffic::Event;
+use crate::{DRAIN_LIMIT, Shared, admin, identity};
 
 /// hyper's per-connection read buffer, and the most header bytes a request may send.
 const MAX_BUF_BYTES: usize = 64 * 1024;
@@ -156,15 +159,66 @@ impl std::error::Error for Dropped {}
 
 type Reply = Result<Response<Full<Bytes>>, Dropped>;
 
-/// Serves one request: a fault, if one is drawn or scripted, then the body read within its
-/// limits and the answer [`routing`] decides.
+/// The throttling answer (the throttle's and the 429 fault's): `Retry-After` and Partner
+/// Center's throttling body, whose shape differs from its error body.
+fn throttled(retry_after: u64) -> Answer {
+    let mut answer = Answer::json(
+        429,
+        json!({
+            "statusCode": 429,
+            "message": format!("Rate limit is exceeded. Try again in {retry_after} seconds.")
+        }),
+    );
+    answer
+        .headers
+        .push(("retry-after", retry_after.to_string()));
+    answer
+}
+
+/// Serves one request: the mock's own pages apart, the throttle, then a fault, if one is drawn
+/// or scripted, then the body read within its limits and the answer [`routing`] decides.
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
+    let (parts, body) = request.into_parts();
+    let lenient = shared.config.lenient;
+    let sent_ids = (
+        sent_id(&parts.headers, "ms-requestid", lenient),
+        sent_id(&parts.headers, "ms-correlationid", lenient),
+    );
+    // The mock's own pages are not API calls: not throttled, faulted or counted.
+    if let Some(page) = admin::page(parts.uri.path()) {
+        let answer = admin::answer(shared, &parts.method, &parts.headers, page);
+        return Ok(render(answer, &sent_ids));
+    }
+    let second = unix_second();
+    // The throttle comes before the faults, and only for the partner's API calls: the sign-in
+    // service is another service, with limits of its own.
+    let admitted = {
+        let mut meter = shared.meter();
+        meter.record(second, Event::Request);
+        let api = !identity::is_endpoint(parts.uri.path());
+        let admitted = if api {
+            meter.admit(shared.started.elapsed())
+        } else {
+            Ok(())
+        };
+        if admitted.is_err() {
+            meter.record(second, Event::Throttled);
+        }
+        admitted
+    };
     let fault = {
         let mut ledger = shared.ledger();
         ledger.requests += 1;
-        ledger.scripted.pop_front()
+        // A throttled request has no effect: it does not use up a scripted fault either.
+        match admitted {
+            Ok(()) => ledger.scripted.pop_front(),
+            Err(_) => None,
+        }
+    };
+    if let Err(retry_after) = admitted {
+        return Ok(render(throttled(retry_after).freeze(), &sent_ids));
     }
-    .or_else(|| {
+    let fault = fault.or_else(|| {
         if shared.config.faults.is_none() {
             return None;
         }
@@ -172,26 +226,19 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
         let (roll, pick) = (rng.random::<f64>(), rng.random::<u32>());
         shared.config.faults.draw(roll, pick)
     });
-    let (parts, body) = request.into_parts();
-    let lenient = shared.config.lenient;
-    let sent_ids = (
-        sent_id(&parts.headers, "ms-requestid", lenient),
-        sent_id(&parts.headers, "ms-correlationid", lenient),
-    );
+    let counted = match fault {
+        Some(Fault::Throttle { .. }) => Some(Event::Fault429),
+        Some(Fault::ServerError(_)) => Some(Event::Fault5xx),
+        Some(Fault::DropBefore | Fault::DropAfter) => Some(Event::FaultDrop),
+        Some(Fault::Slow(_)) | None => None,
+    };
+    if let Some(event) = counted {
+        shared.meter().record(second, event);
+    }
     match fault {
         Some(Fault::DropBefore) => return Err(Dropped),
         Some(Fault::Throttle { retry_after }) => {
-            let mut answer = Answer::json(
-                429,
-                json!({
-                    "statusCode": 429,
-                    "message": format!("Rate limit is exceeded. Try again in {retry_after} seconds.")
-                }),
-            );
-            answer
-                .headers
-                .push(("retry-after", retry_after.to_string()));
-            return Ok(render(answer.freeze(), &sent_ids));
+            return Ok(render(throttled(retry_after).freeze(), &sent_ids));
         }
         Some(Fault::ServerError(502)) => {
             return Ok(render(
@@ -247,11 +294,19 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply {
         parts.uri.path(),
         &parts.headers,
         &body,
-    );
+    )
+    .await;
     if fault == Some(Fault::DropAfter) {
         return Err(Dropped);
     }
     Ok(render(answer, &sent_ids))
+}
+
+/// The wall clock's second, for the traffic counts (0 before 1970: never, in practice).
+fn unix_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Why a request body was not read.
