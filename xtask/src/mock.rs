@@ -1,10 +1,21 @@
 //! `cargo xtask mock`: serve the stateful mock, and the sign-in service of its tenant, until
-//! stopped.
+//! stopped; optionally with a scenario of per-customer outcomes (`--scenario FILE`, refused at
+//! start when the spec would reject its answers) and a rate limit (`--throttle RPS[,burst=N]`).
+//! While traffic flows it logs one line every 10 s on stderr (requests and their rate, throttled
+//! requests, injected faults), so an operator sees a client's pace without a debugger;
+//! `GET /_mock/ledger` and `GET /_mock/traffic` (with the token) say the rest.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use partner_center_mock::{Breakage, FaultRates, MockConfig};
+use partner_center_mock::{
+    Breakage, FaultRates, MockConfig, Outcome, RunningMock, Scenario, ThrottleConfig, TrafficCounts,
+};
+
+/// How often the traffic line is logged.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Options of `cargo xtask mock`.
 #[derive(Debug, clap::Args)]
@@ -51,6 +62,17 @@ pub struct Options {
     /// Device-code polls answered authorization_pending before the sign-in completes.
     #[arg(long, default_value_t = 1)]
     pub pending_polls: u32,
+    /// Outcomes per customer, a JSON file: {"customers": {"<guid>": {"outcome": "notEligible",
+    /// "reason": "...", "code": 900108, "status": 403} | {"outcome": "underWay"} |
+    /// {"outcome": "failsAtPoll", "poll": 3, "code": 900120, "description": "..."} |
+    /// {"outcome": "slow", "polls": 20, "delayMs": 200}}}. Refused at start if the spec would
+    /// reject an answer it makes the mock send.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Rate-limit API calls with a token bucket: RPS requests per second, bursts of N (default:
+    /// one second's worth); beyond it, 429 with Retry-After. E.g. 10 or 0.5,burst=3.
+    #[arg(long, value_name = "RPS[,burst=N]")]
+    pub throttle: Option<ThrottleConfig>,
 }
 
 /// A duration as `90`, `90s`, `10m` or `1h`.
@@ -73,7 +95,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl Options {
-    pub fn config(&self) -> MockConfig {
+    /// The mock's configuration, with the scenario read from `--scenario` (read once, by
+    /// [`run`]).
+    pub fn config(&self, scenario: Option<Scenario>) -> MockConfig {
         MockConfig {
             token: self.token.clone(),
             seed: self.seed,
@@ -87,23 +111,84 @@ impl Options {
             require_mfa: self.require_mfa,
             mfa_sign_in: !self.no_mfa_sign_in,
             pending_polls: self.pending_polls,
+            scenario,
+            throttle: self.throttle,
             ..MockConfig::default()
         }
     }
 }
 
+/// `notEligible 3, underWay 1, ...`: how many customers each outcome has.
+fn scenario_summary(scenario: &Scenario) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for (_, outcome) in scenario.iter() {
+        match counts.iter_mut().find(|(name, _)| *name == outcome.name()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((outcome.name(), 1)),
+        }
+    }
+    counts.sort_unstable();
+    counts
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The traffic line for `delta`, counted over `seconds`:
+/// `requests N (R/s), throttled N, faults 429 N, 5xx N, drop N`.
+fn traffic_line(delta: &TrafficCounts, seconds: f64) -> String {
+    format!(
+        "requests {} ({:.1}/s), throttled {}, faults 429 {}, 5xx {}, drop {}",
+        delta.requests,
+        delta.requests as f64 / seconds.max(f64::MIN_POSITIVE),
+        delta.throttled,
+        delta.fault429,
+        delta.fault5xx,
+        delta.fault_drop
+    )
+}
+
+/// Logs the traffic of every [`LOG_EVERY`] that had any, on stderr, until dropped.
+async fn log_traffic(mock: Arc<RunningMock>) {
+    let mut ticks = tokio::time::interval(LOG_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    let mut last = mock.traffic().totals;
+    loop {
+        ticks.tick().await;
+        let now = mock.traffic().totals;
+        let delta = now.since(&last);
+        if delta.requests > 0 {
+            eprintln!("mock: {}", traffic_line(&delta, LOG_EVERY.as_secs_f64()));
+        }
+        last = now;
+    }
+}
+
 pub fn run(options: &Options) -> Result<bool, String> {
+    let scenario = options
+        .scenario
+        .as_deref()
+        .map(Scenario::read)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
+        let config = options.config(scenario);
         let mock = partner_center_mock::start(
-            options.config(),
+            config.clone(),
             SocketAddr::from((Ipv4Addr::LOCALHOST, options.port)),
         )
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", options.port))?;
+        .map_err(|e| match e.kind() {
+            // A scenario or throttle refused: the message says which customer and field.
+            std::io::ErrorKind::InvalidInput => e.to_string(),
+            _ => format!("cannot listen on 127.0.0.1:{}: {e}", options.port),
+        })?;
+        let mock = Arc::new(mock);
         println!("mock listening on {}", mock.url());
         println!("token: {}", mock.token());
-        let config = options.config();
         let base = format!("{}/{}/oauth2", mock.url(), mock.tenant());
         println!(
             "sign-in service of tenant {} (pc-upgrade --authority {}):",
@@ -139,12 +224,37 @@ pub fn run(options: &Options) -> Result<bool, String> {
             config.max_connections,
             config.header_read_timeout.as_secs()
         );
-        println!("press Ctrl-C to stop");
-        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
-        let sign_ins = mock.sign_in_counts();
+        if let Some(scenario) = &config.scenario {
+            let under_way = scenario
+                .iter()
+                .filter(|(_, outcome)| **outcome == Outcome::UnderWay)
+                .count();
+            println!(
+                "scenario: {} customers ({}), checked against the spec; {under_way} upgrades under way from the start",
+                scenario.len(),
+                scenario_summary(scenario)
+            );
+        }
+        if let Some(throttle) = config.throttle {
+            println!(
+                "throttle: {} requests/s, bursts of {} (API calls only; beyond it 429 with Retry-After)",
+                throttle.rate, throttle.burst
+            );
+        }
         println!(
-            "stopped after {} requests, {} upgrades created, {} token requests ({} refresh-token redemptions, {} device-code sign-ins), {} requests with an expired token",
+            "ledger and traffic (with the token): {0}/_mock/ledger, {0}/_mock/traffic",
+            mock.url()
+        );
+        println!("press Ctrl-C to stop");
+        let logger = tokio::spawn(log_traffic(Arc::clone(&mock)));
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+        logger.abort();
+        let sign_ins = mock.sign_in_counts();
+        let traffic = mock.traffic().totals;
+        println!(
+            "stopped after {} requests ({} throttled), {} upgrades created, {} token requests ({} refresh-token redemptions, {} device-code sign-ins), {} requests with an expired token",
             mock.requests(),
+            traffic.throttled,
             mock.upgrades_created(),
             sign_ins.token_requests,
             sign_ins.refresh_redemptions,
@@ -158,6 +268,51 @@ pub fn run(options: &Options) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_traffic_line_gives_counts_and_the_rate() {
+        let delta = TrafficCounts {
+            requests: 125,
+            throttled: 7,
+            fault429: 1,
+            fault5xx: 2,
+            fault_drop: 3,
+        };
+        assert_eq!(
+            traffic_line(&delta, 10.0),
+            "requests 125 (12.5/s), throttled 7, faults 429 1, 5xx 2, drop 3"
+        );
+    }
+
+    #[test]
+    fn scenario_and_throttle_flags_parse() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            options: Options,
+        }
+        let cli =
+            Cli::try_parse_from(["mock", "--throttle", "0.5,burst=3", "--scenario", "s.json"])
+                .unwrap();
+        assert_eq!(
+            cli.options.throttle,
+            Some(ThrottleConfig {
+                rate: 0.5,
+                burst: 3
+            })
+        );
+        assert_eq!(cli.options.scenario, Some(PathBuf::from("s.json")));
+        assert!(Cli::try_parse_from(["mock", "--throttle", "0"]).is_err());
+        let scenario = Scenario::from_json(
+            r#"{"customers": {"4c721420-72ad-4708-a0a7-371a2f7b0969": {"outcome": "underWay"},
+                "00000000-0000-4000-8000-000000000001": {"outcome": "slow", "delayMs": 5},
+                "00000000-0000-4000-8000-000000000002": {"outcome": "underWay"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(scenario_summary(&scenario), "slow 1, underWay 2");
+        assert!(cli.options.config(Some(scenario)).scenario.is_some());
+    }
 
     #[test]
     fn durations_read_seconds_minutes_and_hours() {
