@@ -1063,6 +1063,7 @@ impl Chart {
             (first - 30_000, first + 30_000)
         };
         let span = i128::from(end - start);
+        let precise = span < 120_000;
         let columns = CHART_COLUMNS as usize;
         let mut per_column = vec![vec![0u64; columns]; self.series.len()];
         for &(at, series) in &self.points {
@@ -1087,8 +1088,8 @@ impl Chart {
             "<svg id=\"outcomes-chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
              aria-labelledby=\"chart-title\">\n<title id=\"chart-title\">Customers finished \
              per outcome, cumulative, from {} to {}</title>\n",
-            html(&time_label(start)),
-            html(&time_label(end))
+            html(&time_label(start, precise)),
+            html(&time_label(end, precise))
         );
         // Axes, and the count and time marks.
         let _ = writeln!(
@@ -1116,7 +1117,7 @@ impl Chart {
                 "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\" class=\"tick\">{}</text>",
                 x(column),
                 BOTTOM + 18.0,
-                html(&time_label(at))
+                html(&time_label(at, precise))
             );
         }
         let mut legend_y = TOP + 10.0;
@@ -1175,9 +1176,16 @@ impl Chart {
     }
 }
 
-fn time_label(millis: i64) -> String {
+/// A moment on the time axis; to the millisecond when the whole axis spans under two minutes
+/// (a small book against a quick service), where whole seconds would all read the same.
+fn time_label(millis: i64, precise: bool) -> String {
+    let format = if precise {
+        "%Y-%m-%d %H:%M:%S%.3fZ"
+    } else {
+        "%Y-%m-%d %H:%M:%SZ"
+    };
     chrono::DateTime::from_timestamp_millis(millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .map(|t| t.format(format).to_string())
         .unwrap_or_default()
 }
 
