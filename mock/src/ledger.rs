@@ -788,6 +788,43 @@ mod tests {
     }
 
     #[test]
+    fn the_ledger_counts_customers_one_by_one_up_to_its_cap_and_the_rest_in_its_totals() {
+        let mut ledger = Ledger {
+            customer_cap: 2,
+            ..Ledger::default()
+        };
+        let config = MockConfig::default();
+        let customers = [1u128, 2, 3].map(Uuid::from_u128);
+        for (n, customer) in customers.iter().enumerate() {
+            let record = new_record(&config, *customer, "Azure", None);
+            ledger.insert_upgrade(record, n == 0);
+        }
+        // The first customer again, past the cap: it is known, so it is still counted.
+        let again = new_record(&config, customers[0], "Azure", None);
+        let latest = again.id;
+        ledger.insert_upgrade(again, false);
+
+        let report = ledger.report();
+        assert_eq!(report.customers.len(), 2);
+        assert_eq!(
+            (report.customers[0].created, report.customers[0].preexisting),
+            (1, 1)
+        );
+        assert_eq!(report.customers[0].latest_upgrade_id, Some(latest));
+        assert_eq!(report.customers[0].latest_status, Some("InProgress"));
+        let t = report.totals;
+        assert_eq!(
+            (t.customers, t.created, t.preexisting, t.untracked_created),
+            (2, 3, 1, 1)
+        );
+        assert_eq!(ledger.customer_bytes, 2 * CustomerEntry::BYTES);
+        let json: Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["customers"][1]["customerId"], json!(customers[1]));
+        assert_eq!(json["customers"][1]["latestStatus"], json!("InProgress"));
+        assert_eq!(json["totals"]["untrackedCreated"], json!(1));
+    }
+
+    #[test]
     fn the_oldest_finished_upgrade_makes_room_and_in_progress_ones_never_do() {
         let mut ledger = Ledger::default();
         let record = |n: u128, polls| UpgradeRecord {

@@ -46,7 +46,9 @@
 //! last [`TRAFFIC_WINDOW_SECONDS`]) and since start. Both are served as JSON at
 //! `GET /_mock/ledger` and `GET /_mock/traffic` with the API's token, outside the API: no
 //! throttle, no faults, not counted. Ten thousand upgrades in progress and ten thousand finished
-//! fit within the default limits, in a few megabytes of [`RunningMock::retained_bytes`].
+//! fit within the default limits: about 14 MB of [`RunningMock::retained_bytes`], of which 9 MB
+//! are remembered answers (bounded by [`MockConfig::replay_budget_bytes`]) and under 300 bytes
+//! an upgrade with its customer's counts.
 //!
 //! One job per module: `server` accepts connections within their limits and timeouts, throttles
 //! and injects faults, `routing` finds the spec's operation for a request and validates it,

@@ -11,6 +11,7 @@ mod generated;
 mod hardening;
 mod mock;
 mod mock_limits;
+mod mock_scale;
 mod plan;
 mod plausible;
 mod props;
