@@ -578,6 +578,14 @@ pub(crate) fn new_record(
     }
 }
 
+/// Whether an upgrade is old enough for eligibility and create to see it
+/// ([`MockConfig::eligibility_lag`]).
+fn visible(config: &MockConfig, upgrade: &UpgradeRecord) -> bool {
+    config.eligibility_lag.is_zero()
+        || chrono::Utc::now() - upgrade.created
+            >= chrono::Duration::from_std(config.eligibility_lag).unwrap_or(chrono::Duration::MAX)
+}
+
 /// The eligibility answer: a scenario's refusal or reason, the built-in customers, or the
 /// latest upgrade (under way or done) named in `upgradeId`.
 pub(crate) fn eligibility(
@@ -607,6 +615,7 @@ pub(crate) fn eligibility(
         .latest
         .get(&customer)
         .and_then(|id| ledger.upgrades.get(id))
+        .filter(|upgrade| visible(config, upgrade))
     {
         body = eligibility_with_upgrade(customer, family, upgrade.id, upgrade.state());
     }
@@ -655,6 +664,7 @@ pub(crate) fn create(
             .latest
             .get(&customer)
             .and_then(|id| ledger.upgrades.get(id))
+        && visible(config, upgrade)
         && let Some(conflict) = create_conflict(upgrade.id, upgrade.state())
     {
         return conflict;

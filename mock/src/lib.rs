@@ -165,6 +165,12 @@ pub struct MockConfig {
     pub faults: FaultRates,
     /// How many status polls an upgrade takes to finish (at least 1).
     pub polls_to_complete: u32,
+    /// How long a new upgrade stays invisible to eligibility and to create's conflict check:
+    /// Partner Center is a distributed service, and nothing promises that the create just
+    /// made is seen by the next call at once. Then only the create's `MS-RequestId` (a replay
+    /// gets the first answer) keeps a resumed client from making a second upgrade. Zero (the
+    /// default) is a consistent view.
+    pub eligibility_lag: Duration,
     /// A deliberate contract violation, if any.
     pub breakage: Option<Breakage>,
     /// Accept what Microsoft's pages never say is rejected (request and correlation ids that
@@ -232,6 +238,7 @@ impl Default for MockConfig {
             seed: 0,
             faults: FaultRates::default(),
             polls_to_complete: 2,
+            eligibility_lag: Duration::ZERO,
             breakage: None,
             lenient: false,
             max_body_bytes: 64 * 1024,

@@ -73,6 +73,10 @@ pub struct Options {
     /// one second's worth); beyond it, 429 with Retry-After. E.g. 10 or 0.5,burst=3.
     #[arg(long, value_name = "RPS[,burst=N]")]
     pub throttle: Option<ThrottleConfig>,
+    /// How long a new upgrade stays invisible to eligibility and to create's conflict check
+    /// (an eventually consistent Partner Center), e.g. 3s.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub eligibility_lag: Duration,
 }
 
 /// A duration as `90`, `90s`, `10m` or `1h`.
@@ -113,6 +117,7 @@ impl Options {
             pending_polls: self.pending_polls,
             scenario,
             throttle: self.throttle,
+            eligibility_lag: self.eligibility_lag,
             ..MockConfig::default()
         }
     }
