@@ -93,6 +93,11 @@ const MAX_NOISE: f64 = 0.2;
 /// The bucket holds at most this many seconds of tokens: a short burst, not a second's worth
 /// (a full second at once is what trips a server's own bucket).
 const BURST_SECONDS: f64 = 0.05;
+/// The CUSUM's slack and limit, in standard deviations per window: a rise of about one
+/// standard deviation (2% at 300 answers a second) is found within a few windows, chance
+/// alone rarely adds up to the limit.
+const DRIFT_SLACK: f64 = 0.5;
+const DRIFT_LIMIT: f64 = 3.0;
 /// Slices of the sliding second the pause decision reads.
 const SLICES: usize = 10;
 
@@ -140,6 +145,10 @@ pub struct RateController {
     window_throttled: u32,
     measured: f64,
     shares: VecDeque<f64>,
+    /// Answers and 429s of recent windows spent below the rate of the last cut, uncut.
+    calm: VecDeque<(u32, u32)>,
+    /// The CUSUM of the 429s' rise above the noise floor, in standard deviations.
+    excess: f64,
     noise: f64,
     /// The shares and answer counts of the windows cut in a row, and the rate before them.
     streak: Vec<(f64, u32)>,
@@ -173,6 +182,8 @@ impl RateController {
             measured: 0.0,
             shares: VecDeque::with_capacity(NOISE_WINDOWS),
             noise: 0.0,
+            calm: VecDeque::with_capacity(NOISE_WINDOWS),
+            excess: 0.0,
             streak: Vec::with_capacity(3),
             before_streak: None,
             slices: VecDeque::with_capacity(SLICES + 1),
@@ -266,7 +277,11 @@ impl RateController {
         self.roll_window(now);
         self.stats.answers += 1;
         self.window_answers += 1;
-        self.slice(now, throttled);
+        // While paused, answers are to requests sent before the pause: the pause already
+        // covers them, and counting them would start the next pause from old news.
+        if now >= self.paused_until {
+            self.slice(now, throttled);
+        }
         if !throttled {
             return None;
         }
@@ -284,12 +299,14 @@ impl RateController {
         let until = now + pause.as_secs_f64();
         if until > self.paused_until {
             // A pause defers requests, it does not forfeit them: what the rate would have sent
-            // during it (at most a second's worth) goes out when it ends, so the run's average
-            // rate is kept and only its timing moves. A server's own bucket fills during the
-            // pause just the same.
-            let paused = (until - self.paused_until.max(now)).min(WINDOW);
+            // during it goes out when it ends, so the run's average rate is kept and only its
+            // timing moves. A server's own bucket fills during the pause just the same.
+            // Half a second's worth at most: more at once would meet the server's bucket
+            // just as it refilled, and be throttled again.
+            let paused = (until - self.paused_until.max(now)).min(WINDOW / 2.0);
             let rate = self.rate.unwrap_or(self.measured);
-            self.deferred = (self.deferred + rate * paused).min(rate * WINDOW);
+            self.deferred = (self.deferred + rate * paused).min(rate * WINDOW / 2.0);
+            self.slices.clear();
             self.paused_until = until;
             self.stats.pauses += 1;
             Some(pause)
@@ -354,7 +371,10 @@ impl RateController {
             // answer: the rate it starts from must be measured).
             let enough = self.rate.is_some() || answers >= MIN_ANSWERS;
             let share = f64::from(throttled) / f64::from(answers.max(1));
-            if enough && self.is_throttling(answers, throttled) {
+            if enough
+                && (self.is_throttling(answers, throttled) || self.drifting(answers, throttled))
+            {
+                self.excess = 0.0;
                 if self.streak.is_empty() {
                     self.before_streak = self.rate;
                 }
@@ -365,7 +385,16 @@ impl RateController {
                 self.undo_if_noise();
             } else {
                 self.streak.clear();
+                let recovering = self.rate.is_some_and(|rate| rate < 0.97 * self.last_max);
                 self.climb(end);
+                if answers >= MIN_ANSWERS && recovering {
+                    // Below the rate the last cut was made from, and not cut: what 429s come
+                    // now are noise. Their pooled share is the best floor there is.
+                    if self.calm.len() == NOISE_WINDOWS {
+                        self.calm.pop_front();
+                    }
+                    self.calm.push_back((answers, throttled));
+                }
                 if answers >= MIN_ANSWERS {
                     // The noise floor: a low quantile of the shares of windows that were not
                     // cut. Not the lowest: the lowest of many windows is the luckiest, and
@@ -388,7 +417,27 @@ impl RateController {
         }
     }
 
+    /// A small rise above the noise floor, kept up over several windows (a CUSUM): one window
+    /// of `n` answers cannot tell a 2% rise from chance, five in a row can.
+    fn drifting(&mut self, answers: u32, throttled: u32) -> bool {
+        if self.rate.is_none() || answers < MIN_ANSWERS {
+            return false;
+        }
+        let n = f64::from(answers);
+        let p = self.noise.clamp(0.001, 0.999);
+        let z = (f64::from(throttled) - p * n) / (n * p * (1.0 - p)).sqrt();
+        self.excess = (self.excess + z - DRIFT_SLACK).max(0.0);
+        self.excess > DRIFT_LIMIT
+    }
+
     fn update_noise(&mut self) {
+        if self.calm.len() >= 3 {
+            let (answers, throttled) = self.calm.iter().fold((0u64, 0u64), |(a, t), (n, h)| {
+                (a + u64::from(*n), t + u64::from(*h))
+            });
+            self.noise = (throttled as f64 / answers as f64).min(MAX_NOISE);
+            return;
+        }
         let mut sorted: Vec<f64> = self.shares.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
         self.noise = sorted
@@ -418,6 +467,7 @@ impl RateController {
         });
         if steady && mean <= MAX_NOISE {
             self.shares.clear();
+            self.calm.clear();
             self.shares.push_back(mean);
             self.update_noise();
             if let Some(rate) = self.before_streak {
@@ -667,6 +717,10 @@ mod tests {
         let (sent, limited, c) = simulate(300.0, 0.0, 120.0, 30.0);
         let rate = sent as f64 / 90.0;
         let share = limited as f64 / sent as f64;
+        eprintln!(
+            "no noise: rate {rate:.0}/s, throttled share {share:.4}, {:?}",
+            c.stats()
+        );
         assert!(rate >= 0.9 * 300.0, "rate {rate:.0}/s, {:?}", c.stats());
         assert!(share <= 0.02, "throttled share {share:.3}, {:?}", c.stats());
     }
@@ -674,13 +728,17 @@ mod tests {
     #[test]
     fn random_429s_do_not_collapse_the_rate() {
         // A tenth of all answers are 429s at random, whatever the rate: the noise floor is
-        // learned and the run still uses most of the limit (85%, against 90% without noise:
-        // benches/README.md has the figures from the mock).
+        // learned and the run still uses most of the limit (a model only: benches/README.md
+        // has the figures measured against the mock).
         let (sent, limited, c) = simulate(300.0, 0.1, 120.0, 30.0);
         let rate = sent as f64 / 90.0;
         let share = limited as f64 / sent as f64;
+        eprintln!(
+            "noise: rate {rate:.0}/s, throttled share {share:.4}, {:?}",
+            c.stats()
+        );
         assert!((0.08..0.12).contains(&c.stats().noise), "{:?}", c.stats());
-        assert!(rate >= 0.85 * 300.0, "rate {rate:.0}/s, {:?}", c.stats());
+        assert!(rate >= 0.8 * 300.0, "rate {rate:.0}/s, {:?}", c.stats());
         assert!(share <= 0.02, "throttled share {share:.3}, {:?}", c.stats());
     }
 
@@ -702,5 +760,45 @@ mod tests {
         }
         let rate = c.stats().rate.unwrap();
         assert!((2.0..=8.0).contains(&rate), "{rate}");
+    }
+
+    /// The async shell under paused time: one caller's 429 holds back every other caller,
+    /// on both lanes, for the `Retry-After`, and no longer.
+    #[tokio::test(start_paused = true)]
+    async fn a_429_seen_by_one_caller_holds_back_every_caller_for_its_retry_after() {
+        let throttle = Throttle::new(ThrottleConfig {
+            initial_rate: Some(1000.0),
+            ..ThrottleConfig::default()
+        });
+        for _ in 0..30 {
+            throttle.acquire(Lane::Calls).await;
+            throttle.observe(200, None);
+        }
+        let start = Instant::now();
+        // A burst of 429s, as one worker meets a partner-wide limit.
+        for _ in 0..10 {
+            throttle.observe(429, Some(Duration::from_secs(5)));
+        }
+        let other = throttle.clone();
+        let caller = tokio::spawn(async move {
+            other.acquire(Lane::Calls).await;
+            Instant::now()
+        });
+        let poller = {
+            let other = throttle.clone();
+            tokio::spawn(async move {
+                other.acquire(Lane::Polls).await;
+                Instant::now()
+            })
+        };
+        let (called, polled) = (caller.await.unwrap(), poller.await.unwrap());
+        for at in [called, polled] {
+            let waited = at - start;
+            assert!(
+                waited >= Duration::from_secs(5) && waited < Duration::from_millis(5100),
+                "{waited:?}"
+            );
+        }
+        assert!(throttle.stats().pauses >= 1);
     }
 }

@@ -349,7 +349,7 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
                     Ok(None) => {}
                     Err(message) => return fatal(&message),
                 }
-                progress.update(&tally, queue.len());
+                progress.update(&tally, queue.len(), client);
             }
             _ = sleep_until(next_due), if next_due.is_some() && in_flight.len() < concurrency => {}
             _ = &mut interrupted => {
@@ -425,9 +425,10 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
 fn client_throttle_summary(client: &Client) -> Option<String> {
     let stats = client.throttle()?.stats();
     Some(format!(
-        "throttle: {} of {} answers were 429; rate {}; {} cuts, {} pauses",
+        "throttle: {} of {} answers were 429 (noise floor {:.1}%); rate {}; {} cuts, {} pauses",
         stats.throttled,
         stats.answers,
+        100.0 * stats.noise,
         stats
             .rate
             .map(|r| format!("{r:.0}/s"))
@@ -693,7 +694,7 @@ impl Progress {
     }
 
     /// `to_start`: the jobs not yet begun.
-    fn update(&mut self, tally: &Tally, to_start: usize) {
+    fn update(&mut self, tally: &Tally, to_start: usize, client: &Client) {
         let finished =
             self.done_before + tally.completed + tally.failed + tally.not_eligible + tally.errors;
         let counts = format!(
@@ -709,7 +710,8 @@ impl Progress {
             None => {
                 if self.last_line.elapsed() >= Duration::from_secs(10) {
                     self.last_line = std::time::Instant::now();
-                    eprintln!("{finished}/{} finished: {counts}", self.total);
+                    let throttle = client_throttle_summary(client).unwrap_or_default();
+                    eprintln!("{finished}/{} finished: {counts}; {throttle}", self.total);
                 }
             }
         }

@@ -244,8 +244,11 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Every command's client waits on a throttle: a command that makes one call never meets it,
+/// and `plan`, with thousands, shares one across its checks.
 fn build_client(global: &Global) -> Result<Client, String> {
-    build_client_with(global, sign_in::tokens(global)?, None)
+    let throttle = partner_center_upgrades::Throttle::new(Default::default());
+    build_client_with(global, sign_in::tokens(global)?, Some(throttle))
 }
 
 /// `apply`: one throttle for the whole run, and who is running it (from the token's claims).
