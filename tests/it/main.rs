@@ -2,6 +2,7 @@
 
 mod support;
 
+mod apply;
 mod cli;
 mod client;
 mod examples;
@@ -16,6 +17,7 @@ mod plan;
 mod plausible;
 mod props;
 mod provider;
+mod report;
 mod retries;
 mod signin;
 mod signin_cli;
