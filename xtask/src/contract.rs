@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use partner_center_contract as contract;
 
-use crate::report::{Outcome, Row, render, write_json, write_junit};
+use crate::report::{Outcome, ReproContext, Row, Server, render, repros, write_json, write_junit};
 use crate::{codegen_task, independent, spec_rules, tools};
 
 /// Options of `cargo xtask contract`.
@@ -187,11 +187,21 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     });
 
     progress(6, "provider: generated requests against the server");
-    let (target, verification) = provider(root, options, external_target)?;
+    let (target, server, verification) = provider(root, options, external_target)?;
     let mut row = Row::of_cases(
         &format!("provider: {target}"),
         verification.cases.clone(),
         verification.elapsed,
+    );
+    row.repros = repros(
+        &verification,
+        &ReproContext {
+            token_variable: TOKEN_VARIABLE,
+            server,
+            seed: options.seed,
+            dir: root.join("target").join("contract-repro"),
+            root: root.to_owned(),
+        },
     );
     row.notes = verification
         .left_out
@@ -302,12 +312,13 @@ fn with_mock<T>(f: impl FnOnce(&str, &str) -> T) -> Result<T, String> {
     Ok(f(&mock.url(), mock.token()))
 }
 
-/// Runs provider verification against `--base-url`, prism, or a fresh embedded mock.
+/// Runs provider verification against `--base-url`, prism, or a fresh embedded mock; says
+/// which it was, and where (for reproducing a failure).
 fn provider(
     root: &Path,
     options: &Options,
     external: Option<External>,
-) -> Result<(String, contract::verify::Verification), String> {
+) -> Result<(String, Server, contract::verify::Verification), String> {
     let prism = if options.prism {
         Some(independent::start_prism(root)?)
     } else {
@@ -332,7 +343,11 @@ fn provider(
                 token: "prism-accepts-any-bearer-token".into(),
             };
             let result = verify_printing(spec, target, verify).await?;
-            return Ok((format!("prism mock ({})", prism.url), result));
+            let port = prism.url.rsplit(':').next().and_then(|p| p.parse().ok());
+            let server = Server::Prism {
+                port: port.unwrap_or_default(),
+            };
+            return Ok((format!("prism mock ({})", prism.url), server, result));
         }
         match external {
             Some(External { base_url, token }) => {
@@ -341,7 +356,7 @@ fn provider(
                     token,
                 };
                 let result = verify_printing(spec, target, verify).await?;
-                Ok((base_url, result))
+                Ok((base_url, Server::External, result))
             }
             None => {
                 let mock = partner_center_mock::start(
@@ -355,7 +370,10 @@ fn provider(
                     token: mock.token().to_owned(),
                 };
                 let result = verify_printing(spec, target, verify).await?;
-                Ok(("embedded mock".to_owned(), result))
+                let server = Server::EmbeddedMock {
+                    port: mock.addr().port(),
+                };
+                Ok(("embedded mock".to_owned(), server, result))
             }
         }
     })

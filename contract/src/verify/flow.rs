@@ -9,10 +9,9 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::check::{Contract, Findings};
-use super::coverage::Coverage;
+use super::check::Contract;
 use super::plan::{Probe, request_body};
-use super::transport::Runner;
+use super::transport::{Case, Runner};
 use crate::operations::Operation;
 
 /// The operationIds a flow walks.
@@ -46,8 +45,7 @@ pub(super) async fn flow(
     request_id: Uuid,
     correlation_id: Uuid,
     stateless: bool,
-    coverage: &mut Coverage,
-    findings: &mut Findings,
+    case: &mut Case,
 ) -> usize {
     let (eligibility_op, create_op, status_op) = (
         operation(&runner.contract, ELIGIBILITY),
@@ -74,15 +72,14 @@ pub(super) async fn flow(
     };
     let mut sent = 1;
     let eligibility = probe(eligibility_op, "", derived_id());
-    let Some((answer, Some(value))) = runner.exchange(&eligibility, coverage, findings).await
-    else {
-        findings
+    let Some((answer, Some(value))) = runner.exchange(&eligibility, case).await else {
+        case.findings
             .failures
             .push("flow: eligibility gave no body; the flow stops".into());
         return sent;
     };
     if answer.status != 200 || value["isEligible"] != json!(true) {
-        findings.failures.push(format!(
+        case.findings.failures.push(format!(
             "flow: a new customer should be eligible, got status {} and {value}",
             answer.status
         ));
@@ -90,11 +87,11 @@ pub(super) async fn flow(
     }
     let create = probe(create_op, "", request_id);
     sent += 1;
-    let Some((first, _)) = runner.exchange(&create, coverage, findings).await else {
+    let Some((first, _)) = runner.exchange(&create, case).await else {
         return sent;
     };
     if first.status != 202 {
-        findings.failures.push(format!(
+        case.findings.failures.push(format!(
             "flow: create answered {}, expected 202",
             first.status
         ));
@@ -112,20 +109,20 @@ pub(super) async fn flow(
         .next()
         .and_then(|id| Uuid::try_parse(id).ok())
     else {
-        findings.failures.push(format!(
+        case.findings.failures.push(format!(
             "flow: create's Location {location:?} does not end in an upgrade id"
         ));
         return sent;
     };
     sent += 1;
-    if let Some((replay, _)) = runner.exchange(&create, coverage, findings).await {
+    if let Some((replay, _)) = runner.exchange(&create, case).await {
         let again = replay
             .headers
             .get("location")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if replay.status != first.status || again != location {
-            findings.failures.push(format!(
+            case.findings.failures.push(format!(
                 "flow: replaying create with the same MS-RequestId {request_id} answered {} with Location {again:?}; \
                  the first answer was 202 with {location:?} — a replay must return the first answer, not start a second upgrade",
                 replay.status
@@ -135,12 +132,12 @@ pub(super) async fn flow(
     if !stateless {
         sent += 1;
         let second = probe(create_op, "", derived_id());
-        if let Some((answer, body)) = runner.exchange(&second, coverage, findings).await {
+        if let Some((answer, body)) = runner.exchange(&second, case).await {
             let code = body
                 .as_ref()
                 .map(|b| b["code"].to_string().trim_matches('"').to_owned());
             if answer.status != 409 || code.as_deref() != Some("900109") {
-                findings.failures.push(format!(
+                case.findings.failures.push(format!(
                     "flow: a second create (new MS-RequestId) while upgrade {upgrade} is under way answered {} {}; \
                      expected 409 with code 900109",
                     answer.status,
@@ -150,10 +147,10 @@ pub(super) async fn flow(
         }
         sent += 1;
         let check = probe(eligibility_op, "", derived_id());
-        if let Some((_, Some(value))) = runner.exchange(&check, coverage, findings).await
+        if let Some((_, Some(value))) = runner.exchange(&check, case).await
             && value["upgradeId"] != json!(upgrade.to_string())
         {
-            findings.failures.push(format!(
+            case.findings.failures.push(format!(
                 "flow: while upgrade {upgrade} is under way, eligibility should name it in upgradeId, got {value}"
             ));
         }
@@ -161,11 +158,11 @@ pub(super) async fn flow(
     for _poll in 0..10 {
         sent += 1;
         let status = probe(status_op, &upgrade.to_string(), derived_id());
-        let Some((answer, Some(value))) = runner.exchange(&status, coverage, findings).await else {
+        let Some((answer, Some(value))) = runner.exchange(&status, case).await else {
             return sent;
         };
         if answer.status != 200 {
-            findings.failures.push(format!(
+            case.findings.failures.push(format!(
                 "flow: status of upgrade {upgrade} answered {}",
                 answer.status
             ));
@@ -175,7 +172,7 @@ pub(super) async fn flow(
             return sent;
         }
         if value["id"] != json!(upgrade.to_string()) {
-            findings.failures.push(format!(
+            case.findings.failures.push(format!(
                 "flow: status of upgrade {upgrade} names another upgrade: {}",
                 value["id"]
             ));
@@ -189,7 +186,7 @@ pub(super) async fn flow(
             return sent;
         }
     }
-    findings.failures.push(format!(
+    case.findings.failures.push(format!(
         "flow: upgrade {upgrade} did not reach Completed or Failed in 10 polls"
     ));
     sent

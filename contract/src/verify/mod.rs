@@ -25,12 +25,19 @@
 //! no answer is read past [`MAX_ANSWER_BYTES`] (a longer one is the failure "answer longer than
 //! 4 MiB").
 //!
+//! Every request a failed case sent is kept as it went out ([`Verification::exchanges`]), so
+//! that [`SentRequest::curl`] can reproduce it; the token is never kept, only which token it was,
+//! and [`redact`] takes it (and anything shaped like a JSON Web Token) out of every failure,
+//! warning and kept request.
+//!
 //! One job per module: `check` grades one answer (and one request) against the spec, `plan`
 //! draws the seeded positive and negative cases, `flow` walks the stateful flows, `coverage`
-//! counts what was exercised, and `transport` sends requests within the token's rules.
+//! counts what was exercised, `transport` sends requests within the token's rules and keeps
+//! them, and `curl` renders a kept request as a shell command.
 
 mod check;
 mod coverage;
+mod curl;
 mod flow;
 mod plan;
 mod transport;
@@ -44,11 +51,12 @@ use serde_json::Value;
 
 pub(crate) use check::{Answer, Contract, Expect, Findings, Request, Sent};
 pub use coverage::Coverage;
+pub use curl::{Bearer, Exchange, REDACTED, SentRequest, quoted, redact};
 pub use plan::{NEGATIVES, Negative, Severity};
 pub use transport::{MAX_ANSWER_BYTES, check_base_url};
 
 use plan::Plan;
-use transport::Runner;
+use transport::{Case, Runner};
 
 /// What to verify against.
 #[derive(Debug, Clone)]
@@ -113,6 +121,9 @@ pub struct CaseResult {
 pub struct Verification {
     /// One entry per case.
     pub cases: Vec<CaseResult>,
+    /// For each case, in the order of `cases`: every request it sent, as sent, when the case
+    /// failed; nothing for a case that passed.
+    pub exchanges: Vec<Vec<Exchange>>,
     /// Requests sent in all (flows send several).
     pub requests: usize,
     /// What was exercised.
@@ -135,6 +146,15 @@ impl Verification {
     /// Cases with at least one warning.
     pub fn warned(&self) -> impl Iterator<Item = &CaseResult> {
         self.cases.iter().filter(|c| !c.warnings.is_empty())
+    }
+
+    /// Each failed case with its index in `cases` and the requests it sent, in order.
+    pub fn failed_with_exchanges(&self) -> impl Iterator<Item = (usize, &CaseResult, &[Exchange])> {
+        self.cases
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.failures.is_empty())
+            .map(|(i, c)| (i, c, self.exchanges.get(i).map_or(&[][..], Vec::as_slice)))
     }
 }
 
@@ -188,18 +208,22 @@ pub async fn run_with_progress(
     let runner = &runner;
     let mut results =
         futures_util::stream::iter(plans.into_iter().enumerate().map(|(i, plan)| async move {
-            let mut coverage = Coverage::default();
             let case_started = Instant::now();
-            let (name, findings, requests) = execute(runner, plan, stateless, &mut coverage).await;
-            let (failures, warnings) = findings.finish(strict);
+            let (name, case, requests) = execute(runner, plan, stateless).await;
+            let (coverage, failures, warnings, exchanges) = case.finish(strict);
+            let token = &runner.target.token;
+            let clean = |lines: Vec<String>| -> Vec<String> {
+                lines.iter().map(|line| redact(line, token)).collect()
+            };
             (
                 i,
                 CaseResult {
-                    name,
-                    failures,
-                    warnings,
+                    name: redact(&name, token),
+                    failures: clean(failures),
+                    warnings: clean(warnings),
                     elapsed: case_started.elapsed(),
                 },
+                exchanges,
                 requests,
                 coverage,
             )
@@ -207,18 +231,20 @@ pub async fn run_with_progress(
         .buffer_unordered(options.concurrency.max(1));
     let mut cases = Vec::with_capacity(options.cases);
     let mut requests = 0;
-    while let Some((i, case, sent, seen)) = results.next().await {
+    while let Some((i, case, exchanges, sent, seen)) = results.next().await {
         requests += sent;
         coverage.merge(seen);
-        cases.push((i, case));
+        cases.push((i, case, exchanges));
         progress(Progress {
             done: cases.len(),
             total: options.cases,
         });
     }
-    cases.sort_by_key(|(i, _)| *i);
+    cases.sort_by_key(|(i, _, _)| *i);
+    let (cases, exchanges) = cases.into_iter().map(|(_, c, e)| (c, e)).unzip();
     Ok(Verification {
-        cases: cases.into_iter().map(|(_, c)| c).collect(),
+        cases,
+        exchanges,
         requests,
         coverage,
         left_out,
@@ -228,17 +254,12 @@ pub async fn run_with_progress(
 }
 
 /// Sends one planned case: a single request, or a whole flow.
-async fn execute(
-    runner: &Runner,
-    plan: Plan,
-    stateless: bool,
-    coverage: &mut Coverage,
-) -> (String, Findings, usize) {
-    let mut findings = Findings::default();
+async fn execute(runner: &Runner, plan: Plan, stateless: bool) -> (String, Case, usize) {
+    let mut case = Case::default();
     match plan {
         Plan::Single(probe, name) => {
-            runner.exchange(&probe, coverage, &mut findings).await;
-            (name, findings, 1)
+            runner.exchange(&probe, &mut case).await;
+            (name, case, 1)
         }
         Plan::Flow {
             customer,
@@ -251,13 +272,12 @@ async fn execute(
                 request_id,
                 correlation_id,
                 stateless,
-                coverage,
-                &mut findings,
+                &mut case,
             )
             .await;
             (
                 format!("flow: eligibility → create → replay → status, customer {customer}"),
-                findings,
+                case,
                 requests,
             )
         }
@@ -305,5 +325,147 @@ mod tests {
 
         assert_eq!(verification.cases.len(), 4);
         assert_eq!(*seen.lock().unwrap(), [(1, 4), (2, 4), (3, 4), (4, 4)]);
+        // No answer: each failed case still keeps the one request it tried, token aside.
+        assert_eq!(verification.failed_with_exchanges().count(), 4);
+        for (_, case, exchanges) in verification.failed_with_exchanges() {
+            assert_eq!(exchanges.len(), 1, "{}", case.name);
+            assert!(exchanges[0].failed && exchanges[0].status.is_none());
+        }
+    }
+
+    /// One request as a server read it off the wire.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Wire {
+        request_line: String,
+        /// Names in lower case, sorted.
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    /// A server that keeps every request it reads and answers each with 418, a status no
+    /// operation declares (so every case fails).
+    fn teapot() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Wire>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut read = Vec::new();
+                let mut buffer = [0u8; 8192];
+                let head_end = loop {
+                    if let Some(at) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at;
+                    }
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => break usize::MAX,
+                        Ok(n) => read.extend_from_slice(&buffer[..n]),
+                    }
+                };
+                if head_end == usize::MAX {
+                    continue;
+                }
+                let head = String::from_utf8_lossy(&read[..head_end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let request_line = lines.next().unwrap_or_default().to_owned();
+                let mut headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                headers.sort();
+                let length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = read[head_end + 4..].to_vec();
+                while body.len() < length {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                kept.lock().unwrap().push(Wire {
+                    request_line,
+                    headers,
+                    body,
+                });
+                let _ = stream.write_all(
+                    b"HTTP/1.1 418 I'm a teapot\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    fn has_curl() -> bool {
+        std::process::Command::new("curl")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_failed_case_s_curl_command_sends_the_same_bytes_again() {
+        if !has_curl() {
+            eprintln!("curl is not installed: the byte-for-byte check of the commands is skipped");
+            return;
+        }
+        let (base_url, seen) = teapot();
+        let token = "wire-test-token-4c721420";
+        let target = Target {
+            base_url,
+            token: token.into(),
+        };
+        let options = Options {
+            cases: 60,
+            concurrency: 1,
+            seed: 3,
+            ..Options::default()
+        };
+
+        let verification = run(crate::spec(), target, options).await.unwrap();
+
+        // One request a case (a flow stops at its first answer), read in case order.
+        let originals: Vec<Wire> = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(originals.len(), 60);
+        // 418 is a 4xx: only a method the spec does not declare is rejected as it should be.
+        for (case, exchanges) in verification.cases.iter().zip(&verification.exchanges) {
+            assert_eq!(
+                case.failures.is_empty(),
+                case.name.contains("method GET is not declared"),
+                "{}",
+                case.name
+            );
+            assert_eq!(exchanges.is_empty(), case.failures.is_empty());
+        }
+        let mut kinds = std::collections::BTreeSet::new();
+        for (i, case, exchanges) in verification.failed_with_exchanges() {
+            assert!(
+                case.failures[0].contains("status 418"),
+                "{:?}",
+                case.failures
+            );
+            assert_eq!(exchanges.len(), 1);
+            let exchange = &exchanges[0];
+            assert!(exchange.failed);
+            assert_eq!(exchange.status, Some(418));
+            kinds.insert(format!("{:?}", exchange.request.bearer));
+            let command = exchange.request.curl("PARTNER_CENTER_TOKEN");
+            assert!(!command.contains(token), "{command}");
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .env("PARTNER_CENTER_TOKEN", token)
+                .output()
+                .unwrap();
+            let answer = String::from_utf8_lossy(&output.stdout);
+            assert!(answer.starts_with("HTTP/1.1 418"), "{command}\n{answer}");
+            let again = seen.lock().unwrap().pop().expect("curl's request");
+            assert_eq!(again, originals[i], "case {}: {command}", case.name);
+        }
+        assert_eq!(kinds.len(), 3, "right, wrong and no token: {kinds:?}");
     }
 }

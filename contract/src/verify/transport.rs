@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Target;
 use super::check::{Answer, Contract, Findings};
 use super::coverage::Coverage;
+use super::curl::{Bearer, Exchange, SentRequest};
 use super::plan::{Probe, Token};
 
 /// The most of one answer the verifier reads. A longer answer is a failed case, named "answer
@@ -138,20 +139,86 @@ pub(super) struct Runner {
     pub(super) contract: Contract,
 }
 
+/// What one case has seen: what it exercised, what was found, and every request it sent.
+#[derive(Default)]
+pub(super) struct Case {
+    pub(super) coverage: Coverage,
+    pub(super) findings: Findings,
+    sent: Vec<Logged>,
+}
+
+/// One request of a case, and how far the case's findings were when it was sent.
+struct Logged {
+    request: SentRequest,
+    status: Option<u16>,
+    failures_before: usize,
+    warnings_before: usize,
+}
+
+impl Case {
+    /// What the case exercised, its failures and warnings (graded by [`Findings::finish`]) and,
+    /// when it failed, every request it sent ([`Case::exchanges`]).
+    pub(super) fn finish(
+        self,
+        strict: bool,
+    ) -> (Coverage, Vec<String>, Vec<String>, Vec<Exchange>) {
+        let findings = &self.findings;
+        let failed = !findings.failures.is_empty() || (strict && !findings.warnings.is_empty());
+        let exchanges = if failed {
+            self.exchanges(strict)
+        } else {
+            Vec::new()
+        };
+        let (failures, warnings) = self.findings.finish(strict);
+        (self.coverage, failures, warnings, exchanges)
+    }
+
+    /// Every request the case sent, in order, each marked failed when failures (or, in a strict
+    /// run, warnings) were found from its sending to the next request's: the checks of an answer
+    /// and of what follows from it come right after it.
+    fn exchanges(&self, strict: bool) -> Vec<Exchange> {
+        let ends = self
+            .sent
+            .iter()
+            .skip(1)
+            .map(|l| (l.failures_before, l.warnings_before))
+            .chain([(self.findings.failures.len(), self.findings.warnings.len())]);
+        self.sent
+            .iter()
+            .zip(ends)
+            .map(|(logged, (failures, warnings))| Exchange {
+                request: logged.request.clone(),
+                status: logged.status,
+                failed: failures > logged.failures_before
+                    || (strict && warnings > logged.warnings_before),
+            })
+            .collect()
+    }
+}
+
+/// What a wrong token is: the right one with this appended.
+const NOT_ISSUED: &str = "-not-issued-by-this-server";
+
 impl Runner {
-    async fn send(&self, probe: &Probe) -> Result<Answer, String> {
+    /// The request a probe stands for, built whole (every header but those the connection adds:
+    /// `Host`, `Content-Length`), so that what is kept of it is what is sent.
+    fn build(&self, probe: &Probe) -> Result<reqwest::Request, reqwest::Error> {
         let url = format!(
             "{}{}",
             self.target.base_url.trim_end_matches('/'),
             probe.path
         );
-        let mut request = self.http.request(probe.method.clone(), &url);
+        // reqwest's default, set here so that the request kept for a reproduction has it.
+        let mut request = self
+            .http
+            .request(probe.method.clone(), &url)
+            .header(reqwest::header::ACCEPT, "*/*");
         match probe.token {
             Token::Right => {
                 request = request.header("authorization", format!("Bearer {}", self.target.token))
             }
             Token::Wrong => {
-                let wrong = format!("{}-not-issued-by-this-server", self.target.token);
+                let wrong = format!("{}{NOT_ISSUED}", self.target.token);
                 request = request.header("authorization", format!("Bearer {wrong}"))
             }
             Token::Missing => {}
@@ -164,36 +231,109 @@ impl Runner {
                 .header("content-type", "application/json")
                 .body(body.clone());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("{} {}: no answer: {e}", probe.method, probe.path))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = read_bounded(response, &format!("{} {}", probe.method, probe.path)).await?;
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        request.build()
     }
 
-    /// Sends one probe and checks its answer.
+    /// What is kept of a request: all of it but the token, which is named, not copied.
+    fn kept(&self, probe: &Probe, built: Option<&reqwest::Request>) -> SentRequest {
+        let bearer = match probe.token {
+            Token::Right => Bearer::Token,
+            Token::Wrong => Bearer::TokenWithSuffix(NOT_ISSUED.into()),
+            Token::Missing => Bearer::Missing,
+        };
+        let kept = match built {
+            Some(request) => SentRequest {
+                method: request.method().as_str().to_owned(),
+                url: request.url().as_str().to_owned(),
+                bearer,
+                headers: request
+                    .headers()
+                    .iter()
+                    .filter(|(name, _)| *name != reqwest::header::AUTHORIZATION)
+                    .map(|(name, value)| {
+                        (
+                            name.as_str().to_owned(),
+                            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: request
+                    .body()
+                    .and_then(reqwest::Body::as_bytes)
+                    .map(<[u8]>::to_vec),
+            },
+            // Not sent (reqwest refused to build it): what the probe asked for.
+            None => SentRequest {
+                method: probe.method.to_string(),
+                url: format!(
+                    "{}{}",
+                    self.target.base_url.trim_end_matches('/'),
+                    probe.path
+                ),
+                bearer,
+                headers: probe.headers.clone(),
+                body: probe.body.clone(),
+            },
+        };
+        kept.redacted(&self.target.token)
+    }
+
+    async fn send(&self, probe: &Probe) -> (SentRequest, Result<Answer, String>) {
+        let what = format!("{} {}", probe.method, probe.path);
+        let request = match self.build(probe) {
+            Ok(request) => request,
+            Err(e) => {
+                let kept = self.kept(probe, None);
+                return (kept, Err(format!("{what}: cannot be sent: {e}")));
+            }
+        };
+        let kept = self.kept(probe, Some(&request));
+        let answer = async {
+            let response = self
+                .http
+                .execute(request)
+                .await
+                .map_err(|e| format!("{what}: no answer: {e}"))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = read_bounded(response, &what).await?;
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
+        }
+        .await;
+        (kept, answer)
+    }
+
+    /// Sends one probe, keeps the request, and checks the answer.
     pub(super) async fn exchange(
         &self,
         probe: &Probe,
-        coverage: &mut Coverage,
-        findings: &mut Findings,
+        case: &mut Case,
     ) -> Option<(Answer, Option<Value>)> {
-        match self.send(probe).await {
+        let (failures_before, warnings_before) =
+            (case.findings.failures.len(), case.findings.warnings.len());
+        let (request, answer) = self.send(probe).await;
+        case.sent.push(Logged {
+            request,
+            status: answer.as_ref().ok().map(|a| a.status),
+            failures_before,
+            warnings_before,
+        });
+        match answer {
             Ok(answer) => {
-                let body = self
-                    .contract
-                    .check(&probe.sent(), &answer, coverage, findings);
+                let body = self.contract.check(
+                    &probe.sent(),
+                    &answer,
+                    &mut case.coverage,
+                    &mut case.findings,
+                );
                 Some((answer, body))
             }
             Err(e) => {
-                findings.failures.push(e);
+                case.findings.failures.push(e);
                 None
             }
         }
