@@ -25,6 +25,9 @@ pub const SPEC_VALIDATOR: (&str, &str) = ("openapi-spec-validator", "0.9.0");
 /// PyYAML, a YAML 1.1 loader like SnakeYAML inside openapi-generator: the published YAML must
 /// mean to it (`yaml.safe_load`) what the published JSON means.
 pub const PYYAML: (&str, &str) = ("PyYAML", "6.0.3");
+/// openapi-fetch, the fetch-based runtime the TypeScript team calls the API through (typed by
+/// openapi-typescript's `paths`; by the same authors).
+pub const OPENAPI_FETCH: (&str, &str) = ("openapi-fetch", "0.17.0");
 
 fn tools_dir(root: &Path) -> PathBuf {
     root.join("target").join("tools")
