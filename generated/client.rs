@@ -642,7 +642,7 @@ Every place where it departs from the published pages, and the evidence for each
 not show are marked illustrative in their summaries.
 
 
-Version: 2.0.0*/
+Version: 2.1.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -684,7 +684,7 @@ impl Client {
 }
 impl ClientInfo<crate::transport::CallContext> for Client {
     fn api_version() -> &'static str {
-        "2.0.0"
+        "2.1.0"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()

@@ -202,6 +202,14 @@ pub struct LedgerTotals {
     pub completed: u64,
     /// Customers whose latest upgrade failed.
     pub failed: u64,
+    /// Upgrades created by clients whose status was then read at least once: how often a
+    /// client (or a tool's stateful phase) followed what it created.
+    pub followed: u64,
+    /// Status reads naming an upgrade the mock holds (ids a client can only know from an
+    /// answer: `Location`, or eligibility's `upgradeId`).
+    pub reads_of_held: u64,
+    /// Of those, the reads whose body named the upgrade's own customer (answered 200).
+    pub reads_of_held_ok: u64,
 }
 
 /// What the mock did for each customer: [`crate::RunningMock::ledger`] and `GET /_mock/ledger`.
@@ -244,6 +252,9 @@ impl LedgerReport {
             "created": t.created,
             "preexisting": t.preexisting,
             "untrackedCreated": t.untracked_created,
+            "followed": t.followed,
+            "readsOfHeld": t.reads_of_held,
+            "readsOfHeldOk": t.reads_of_held_ok,
             "inProgress": t.in_progress,
             "completed": t.completed,
             "failed": t.failed,
@@ -281,6 +292,13 @@ pub(crate) struct Ledger {
     pub(crate) preexisting: u64,
     /// Creates for customers past `customer_cap`.
     pub(crate) untracked_created: u64,
+    /// The upgrades that existed at start (scenario `underWay`): not the clients' creates.
+    pub(crate) preexisting_ids: std::collections::HashSet<Uuid>,
+    /// Upgrades created by clients whose status was read at least once.
+    pub(crate) followed: u64,
+    /// Status reads naming an upgrade the mock holds, and those whose body named its customer.
+    pub(crate) reads_of_held: u64,
+    pub(crate) reads_of_held_ok: u64,
 }
 
 impl Default for Ledger {
@@ -301,6 +319,10 @@ impl Default for Ledger {
             customer_bytes: 0,
             preexisting: 0,
             untracked_created: 0,
+            preexisting_ids: std::collections::HashSet::new(),
+            followed: 0,
+            reads_of_held: 0,
+            reads_of_held_ok: 0,
         }
     }
 }
@@ -315,6 +337,7 @@ impl Ledger {
         self.latest.insert(customer, id);
         if preexisting {
             self.preexisting += 1;
+            self.preexisting_ids.insert(id);
         } else {
             self.upgrades_created += 1;
         }
@@ -346,6 +369,9 @@ impl Ledger {
             created: self.upgrades_created,
             preexisting: self.preexisting,
             untracked_created: self.untracked_created,
+            followed: self.followed,
+            reads_of_held: self.reads_of_held,
+            reads_of_held_ok: self.reads_of_held_ok,
             ..LedgerTotals::default()
         };
         let mut customers: Vec<CustomerLedger> = self
@@ -710,14 +736,23 @@ pub(crate) fn status(
     upgrade_id: Uuid,
     plan: Option<&Plan>,
 ) -> Answer {
-    let Some(upgrade) = ledger.upgrades.get_mut(&upgrade_id) else {
-        return Answer::error(
+    let not_found = || {
+        Answer::error(
             404,
             900106,
             format!("No upgrade request {upgrade_id} was found."),
-        );
+        )
     };
-    if upgrade.customer != customer {
+    let Some(owner) = ledger.upgrades.get(&upgrade_id).map(|u| u.customer) else {
+        return not_found();
+    };
+    let owned = owner == customer;
+    ledger.reads_of_held += 1;
+    ledger.reads_of_held_ok += u64::from(owned);
+    let Some(upgrade) = ledger.upgrades.get_mut(&upgrade_id) else {
+        return not_found();
+    };
+    if !owned {
         return Answer::error(
             400,
             900111,
@@ -725,6 +760,7 @@ pub(crate) fn status(
         );
     }
     let was_finished = upgrade.finished();
+    let first_read = upgrade.polls == 0;
     upgrade.polls = upgrade.polls.saturating_add(1);
     let just_finished = !was_finished && upgrade.finished();
     let mut body = match plan {
@@ -743,6 +779,9 @@ pub(crate) fn status(
     }
     if just_finished {
         ledger.finished_order.push_back(upgrade_id);
+    }
+    if first_read && !ledger.preexisting_ids.contains(&upgrade_id) {
+        ledger.followed += 1;
     }
     Answer::json(200, body)
 }

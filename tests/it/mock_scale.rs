@@ -713,3 +713,26 @@ async fn a_scenario_file_sets_the_outcomes_of_a_start_upgrade() {
     assert!(matches!(resumed, Start::Resumed { .. }), "{resumed:?}");
     assert_eq!(mock.upgrades_created(), 0);
 }
+
+/// The counts `cargo xtask contract` grades schemathesis's stateful phase by: upgrades created
+/// and then followed, and status reads of held upgrades that named their own customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_counts_created_upgrades_followed_and_reads_that_named_their_customer() {
+    let mock = crate::support::default_mock().await;
+    let client = crate::support::mock_client(&mock);
+    let (followed, ignored) = (crate::support::new_customer(), crate::support::new_customer());
+    let request = partner_center_upgrades::UpgradeRequest::azure(followed);
+    let id = client.create_upgrade(&request).await.unwrap().into_inner();
+    client
+        .create_upgrade(&partner_center_upgrades::UpgradeRequest::azure(ignored))
+        .await
+        .unwrap();
+    client.get_upgrade_status(id, &request).await.unwrap();
+    client.get_upgrade_status(id, &request).await.unwrap();
+    let stranger = partner_center_upgrades::UpgradeRequest::azure(ignored);
+    assert!(client.get_upgrade_status(id, &stranger).await.is_err());
+
+    let totals = mock.ledger().totals;
+    assert_eq!((totals.created, totals.followed), (2, 1), "{totals:?}");
+    assert_eq!((totals.reads_of_held, totals.reads_of_held_ok), (3, 2), "{totals:?}");
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use partner_center_contract as contract;
 
+use crate::arazzo;
 use crate::report::{Outcome, ReproContext, Row, Server, render, repros, write_json, write_junit};
 use crate::{codegen_task, independent, spec_rules, tools};
 
@@ -120,10 +121,14 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         std::env::var(TOKEN_VARIABLE).ok(),
     )?;
 
-    progress(1, "spec: project rules");
+    progress(1, "spec: project rules (links and the workflow included)");
     let started = Instant::now();
     let spec = contract::read_spec(&spec_path)?;
-    let findings = spec_rules::check(&spec);
+    let mut findings = spec_rules::check(&spec);
+    match contract::read_spec(&arazzo::workflow_path(root)) {
+        Ok(workflow) => spec_rules::check_workflow(&spec, &workflow, &mut findings),
+        Err(e) => findings.failures.push(e),
+    }
     rows.push(Row::new(
         "spec: project rules",
         findings.checks,
@@ -235,6 +240,23 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     coverage.notes = verification.coverage.lines();
     rows.push(coverage);
 
+    if options.no_external {
+        rows.push(Row::skipped(
+            "spec + workflow: redocly lint",
+            "--no-external".into(),
+        ));
+        rows.push(Row::skipped(
+            "workflow: redocly respect against the embedded mock",
+            "--no-external".into(),
+        ));
+    } else {
+        eprintln!(
+            "[+] the workflow: redocly lint, and redocly respect against the embedded mock ..."
+        );
+        rows.push(arazzo::lint(root));
+        rows.push(arazzo::respect(root));
+    }
+
     let mut comparison = None;
     if options.schemathesis {
         eprintln!("[+] schemathesis against the embedded mock ...");
@@ -244,6 +266,8 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
             comparison = Some(run.cases as f64 / run.seconds.max(1e-9));
         }
         rows.push(run.row);
+        eprintln!("[+] schemathesis's stateful phase against a fresh embedded mock ...");
+        rows.push(independent::schemathesis_stateful(root, 100, options.seed));
     }
 
     println!("\n{}", render(&rows));

@@ -101,9 +101,126 @@ pub fn diff(old: &Value, new: &Value) -> Result<Vec<Finding>, String> {
     }
     findings.extend(rules::security(old, new));
     findings.extend(rules::properties(old, new));
+    findings.extend(rules::links(old, new));
     findings.sort();
     findings.dedup();
     Ok(findings)
+}
+
+/// Every difference between two versions of the workflow (`None`: no workflow there). A
+/// workflow is a promise to the clients that run it: a workflow, step, output or branch taken
+/// away, or a step moved to another operation, breaks them; one added does not (but still asks
+/// for a new version).
+pub fn diff_workflows(old: Option<&Value>, new: Option<&Value>) -> Vec<Finding> {
+    let empty = Value::Null;
+    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    let mut findings = Vec::new();
+    let mut push = |path: String, message: String, breaks: bool| {
+        findings.push(Finding {
+            path,
+            message,
+            breaks_clients: breaks,
+            breaks_servers: false,
+            found_by: "workflow rule",
+        })
+    };
+    let by_id = |doc: &Value, list: &str, key: &str| -> std::collections::BTreeMap<String, Value> {
+        doc[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| Some((item[key].as_str()?.to_owned(), item.clone())))
+            .collect()
+    };
+    let (old_flows, new_flows) = (
+        by_id(old, "workflows", "workflowId"),
+        by_id(new, "workflows", "workflowId"),
+    );
+    for (id, old_flow) in &old_flows {
+        let at = format!("workflow {id}");
+        let Some(new_flow) = new_flows.get(id) else {
+            push(at, "workflow removed".into(), true);
+            continue;
+        };
+        let (old_steps, new_steps) = (
+            by_id(old_flow, "steps", "stepId"),
+            by_id(new_flow, "steps", "stepId"),
+        );
+        for (step, old_step) in &old_steps {
+            let at = format!("{at}, step {step}");
+            let Some(new_step) = new_steps.get(step) else {
+                push(at, "step removed".into(), true);
+                continue;
+            };
+            if old_step["operationId"] != new_step["operationId"] {
+                push(
+                    at.clone(),
+                    format!(
+                        "operation changed from {} to {}",
+                        old_step["operationId"], new_step["operationId"]
+                    ),
+                    true,
+                );
+            }
+            for field in [
+                "successCriteria",
+                "onSuccess",
+                "onFailure",
+                "parameters",
+                "requestBody",
+            ] {
+                if old_step[field] != new_step[field] {
+                    let removed = old_step[field].as_array().is_some_and(|o| {
+                        o.iter()
+                            .any(|x| !new_step[field].as_array().is_some_and(|n| n.contains(x)))
+                    });
+                    push(
+                        at.clone(),
+                        format!(
+                            "{field} changed{}",
+                            if removed {
+                                " (an entry removed or altered)"
+                            } else {
+                                " (entries added)"
+                            }
+                        ),
+                        removed || !old_step[field].is_array(),
+                    );
+                }
+            }
+            for (name, _) in old_step["outputs"].as_object().into_iter().flatten() {
+                if new_step["outputs"].get(name).is_none() {
+                    push(at.clone(), format!("output {name} removed"), true);
+                }
+            }
+        }
+        for step in new_steps.keys().filter(|s| !old_steps.contains_key(*s)) {
+            push(format!("{at}, step {step}"), "step added".into(), false);
+        }
+        for (name, _) in old_flow["outputs"].as_object().into_iter().flatten() {
+            if new_flow["outputs"].get(name).is_none() {
+                push(at.clone(), format!("workflow output {name} removed"), true);
+            }
+        }
+        let required = |flow: &Value| -> Vec<String> {
+            flow["inputs"]["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        for input in required(new_flow) {
+            if !required(old_flow).contains(&input) {
+                push(at.clone(), format!("input {input} is now required"), true);
+            }
+        }
+    }
+    for id in new_flows.keys().filter(|id| !old_flows.contains_key(*id)) {
+        push(format!("workflow {id}"), "workflow added".into(), false);
+    }
+    findings.sort();
+    findings
 }
 
 /// Rules for what drift does not compare.
@@ -113,6 +230,77 @@ mod rules {
     use serde_json::Value;
 
     use super::Finding;
+
+    /// Every link of `doc`: (where, the link).
+    fn all_links(doc: &Value) -> std::collections::BTreeMap<String, Value> {
+        let mut found = std::collections::BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                for (code, response) in op["responses"].as_object().into_iter().flatten() {
+                    let response = match response["$ref"].as_str() {
+                        Some(reference) => reference
+                            .strip_prefix('#')
+                            .and_then(|p| doc.pointer(p))
+                            .unwrap_or(response),
+                        None => response,
+                    };
+                    for (name, link) in response["links"].as_object().into_iter().flatten() {
+                        found.insert(
+                            format!(
+                                "/paths/{}/{method}/responses/{code}/links/{name}",
+                                path.replace('~', "~0").replace('/', "~1")
+                            ),
+                            link.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Links: one added tells clients something new (compatible); one removed, or changed in
+    /// its target, parameters or body, breaks clients and tools that follow it. Drift does not
+    /// compare links.
+    pub(super) fn links(old: &Value, new: &Value) -> Vec<Finding> {
+        let (before, after) = (all_links(old), all_links(new));
+        let mut findings = Vec::new();
+        let mut push = |path: &str, message: String, breaks: bool| {
+            findings.push(Finding {
+                path: path.to_owned(),
+                message,
+                breaks_clients: breaks,
+                breaks_servers: false,
+                found_by: "link rule",
+            })
+        };
+        for (path, link) in &before {
+            match after.get(path) {
+                None => push(path, "link removed".into(), true),
+                Some(now) => {
+                    for field in ["operationId", "operationRef", "parameters", "requestBody"] {
+                        if link[field] != now[field] {
+                            push(
+                                path,
+                                format!(
+                                    "link {field} changed from {} to {}",
+                                    link[field], now[field]
+                                ),
+                                true,
+                            );
+                        }
+                    }
+                    if link["description"] != now["description"] {
+                        push(path, "link description changed".into(), false);
+                    }
+                }
+            }
+        }
+        for path in after.keys().filter(|p| !before.contains_key(*p)) {
+            push(path, "link added".into(), false);
+        }
+        findings
+    }
 
     /// Where a component schema is used: in requests, in responses, or both.
     #[derive(Clone, Copy, Default)]
@@ -381,6 +569,7 @@ mod rules {
 
 /// Where the spec lives in the repository, relative to its top.
 const SPEC_IN_REPO: &str = "openapi/product-upgrades.yaml";
+const WORKFLOW_IN_REPO: &str = "openapi/product-upgrades.arazzo.yaml";
 
 /// Reads the spec at a git revision, or `None` when the revision exists and the spec did not
 /// exist there. Any other failure is an error naming it: an unknown revision (with a hint when
@@ -389,8 +578,23 @@ pub fn spec_at(root: &Path, revision: &str) -> Result<Option<Value>, String> {
     spec_at_with(OsStr::new("git"), root, revision)
 }
 
+/// The workflow (`openapi/product-upgrades.arazzo.yaml`) at `revision`, if it existed there.
+pub fn workflow_at(root: &Path, revision: &str) -> Result<Option<Value>, String> {
+    file_at_with(OsStr::new("git"), root, revision, WORKFLOW_IN_REPO)
+}
+
 /// `spec_at`, with the git program to run.
 fn spec_at_with(git: &OsStr, root: &Path, revision: &str) -> Result<Option<Value>, String> {
+    file_at_with(git, root, revision, SPEC_IN_REPO)
+}
+
+/// A YAML file of the repository at `revision`, if it existed there.
+fn file_at_with(
+    git: &OsStr,
+    root: &Path,
+    revision: &str,
+    file: &str,
+) -> Result<Option<Value>, String> {
     let run = |args: &[&str]| -> Result<Output, String> {
         Command::new(git)
             .current_dir(root)
@@ -437,10 +641,7 @@ fn spec_at_with(git: &OsStr, root: &Path, revision: &str) -> Result<Option<Value
             stderr(&prefix)
         ));
     }
-    let spec = format!(
-        "{}{SPEC_IN_REPO}",
-        String::from_utf8_lossy(&prefix.stdout).trim()
-    );
+    let spec = format!("{}{file}", String::from_utf8_lossy(&prefix.stdout).trim());
     let spec = spec.as_str();
 
     // Absent here is the only "nothing to compare"; ls-tree fails on a missing tree object.
@@ -471,7 +672,7 @@ fn spec_at_with(git: &OsStr, root: &Path, revision: &str) -> Result<Option<Value
     let text = String::from_utf8_lossy(&shown.stdout);
     yaml_serde::from_str(&text)
         .map(Some)
-        .map_err(|e| format!("the spec at {revision} is not valid YAML: {e}"))
+        .map_err(|e| format!("{file} at {revision} is not valid YAML: {e}"))
 }
 
 /// The merge base of HEAD with `main`, or HEAD (saying so) when there is none.
@@ -552,7 +753,24 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
             }
         }
     };
-    let findings = diff(&old, &new)?;
+    let mut findings = diff(&old, &new)?;
+    let new_workflow = std::fs::read_to_string(root.join(WORKFLOW_IN_REPO))
+        .ok()
+        .map(|text| yaml_serde::from_str::<Value>(&text))
+        .transpose()
+        .map_err(|e| format!("{WORKFLOW_IN_REPO} is not valid YAML: {e}"))?;
+    let old_workflow = match (&options.old, &options.base) {
+        // A spec file given alone: the workflow beside it, if any.
+        (Some(file), _) => {
+            let beside = file.with_file_name("product-upgrades.arazzo.yaml");
+            std::fs::read_to_string(&beside)
+                .ok()
+                .and_then(|text| yaml_serde::from_str::<Value>(&text).ok())
+        }
+        (None, base) => workflow_at(root, &base.clone().unwrap_or_else(|| default_base(root)))?,
+    };
+    findings.extend(diff_workflows(old_workflow.as_ref(), new_workflow.as_ref()));
+    findings.sort();
     Ok(report(&findings, &old, &new))
 }
 
@@ -845,5 +1063,92 @@ mod tests {
         let repo = Repo::new("nogit");
         let error = spec_at_with(OsStr::new("/nonexistent/git"), &repo.0, "HEAD").unwrap_err();
         assert!(error.contains("cannot run /nonexistent/git"), "{error}");
+    }
+
+    fn with_link(link: Option<Value>) -> Value {
+        let mut doc = spec(thing());
+        if let Some(link) = link {
+            doc["paths"]["/v1/things"]["post"]["responses"]["200"]["links"] =
+                json!({ "Next": link });
+        }
+        doc
+    }
+
+    #[test]
+    fn a_link_added_is_compatible_and_one_removed_or_retargeted_breaks_clients() {
+        let link =
+            json!({ "operationId": "makeThing", "parameters": { "id": "$response.body#/id" } });
+        let added = findings(&with_link(None), &with_link(Some(link.clone())));
+        assert_eq!(added.len(), 1, "{added:?}");
+        assert!(added[0].message == "link added" && !added[0].breaks_clients);
+
+        let removed = findings(&with_link(Some(link.clone())), &with_link(None));
+        assert!(
+            removed
+                .iter()
+                .any(|f| f.message == "link removed" && f.breaks_clients),
+            "{removed:?}"
+        );
+
+        let mut moved = link.clone();
+        moved["parameters"] = json!({ "id": "$response.body#/thingId" });
+        let changed = findings(&with_link(Some(link)), &with_link(Some(moved)));
+        assert!(
+            changed
+                .iter()
+                .any(|f| f.message.starts_with("link parameters changed") && f.breaks_clients),
+            "{changed:?}"
+        );
+    }
+
+    fn workflow(steps: Value) -> Value {
+        json!({ "arazzo": "1.0.1", "workflows": [ { "workflowId": "w",
+            "inputs": { "required": ["a"] }, "steps": steps, "outputs": { "o": "$steps.one.outputs.x" } } ] })
+    }
+
+    #[test]
+    fn workflow_steps_removed_or_moved_break_clients_and_added_ones_do_not() {
+        let one = json!({ "stepId": "one", "operationId": "makeThing", "outputs": { "x": "$statusCode" } });
+        let two = json!({ "stepId": "two", "operationId": "makeThing" });
+        let base = workflow(json!([one.clone()]));
+
+        let added = diff_workflows(
+            Some(&base),
+            Some(&workflow(json!([one.clone(), two.clone()]))),
+        );
+        assert!(
+            added.iter().all(|f| !f.breaks_clients) && added.len() == 1,
+            "{added:?}"
+        );
+
+        let removed = diff_workflows(Some(&workflow(json!([one.clone(), two]))), Some(&base));
+        assert!(
+            removed
+                .iter()
+                .any(|f| f.message == "step removed" && f.breaks_clients),
+            "{removed:?}"
+        );
+
+        let mut moved = one.clone();
+        moved["operationId"] = json!("readThing");
+        let changed = diff_workflows(Some(&base), Some(&workflow(json!([moved]))));
+        assert!(
+            changed
+                .iter()
+                .any(|f| f.message.starts_with("operation changed") && f.breaks_clients)
+        );
+
+        let mut no_output = one;
+        no_output["outputs"] = json!({});
+        let changed = diff_workflows(Some(&base), Some(&workflow(json!([no_output]))));
+        assert!(
+            changed
+                .iter()
+                .any(|f| f.message == "output x removed" && f.breaks_clients)
+        );
+
+        let first = diff_workflows(None, Some(&base));
+        assert!(first.iter().all(|f| !f.breaks_clients) && first[0].message == "workflow added");
+        assert!(diff_workflows(Some(&base), Some(&base)).is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! One module a task; each task says what failed and how to fix it.
 
+mod arazzo;
 mod codegen_task;
 mod compat;
 mod contract;

@@ -121,11 +121,27 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         ),
         Err(_) => None,
     };
-    let findings = match &previous {
+    let workflow = std::fs::read_to_string(crate::arazzo::workflow_path(root))
+        .ok()
+        .map(|text| yaml_serde::from_str::<Value>(&text).map(|w| normalised(&w)))
+        .transpose()
+        .map_err(|e| format!("the workflow is not valid YAML: {e}"))?;
+    let previous_workflow: Option<Value> =
+        std::fs::read_to_string(out.join("product-upgrades.arazzo.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+    let mut findings = match &previous {
         Some(previous) => diff::diff(previous, &current)?,
         None => Vec::new(),
     };
-    if previous.as_ref() == Some(&current) {
+    if previous.is_some() {
+        findings.extend(diff::diff_workflows(
+            previous_workflow.as_ref(),
+            workflow.as_ref(),
+        ));
+        findings.sort();
+    }
+    if previous.as_ref() == Some(&current) && previous_workflow == workflow {
         let yaml_path = out.join("product-upgrades.yaml");
         let yaml_is_current =
             std::fs::read_to_string(&yaml_path).is_ok_and(|text| text == yaml::to_string(&current));
@@ -146,7 +162,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
             return Ok(false);
         }
         // The same contract in the current YAML form: no new version, no changelog section.
-        write_spec(&current, &out)?;
+        write_files(&current, workflow.as_ref(), &out)?;
         println!(
             "rewrote {}'s product-upgrades.yaml and SHA256SUMS in the current YAML form; \
              the contract (info.version {}) is unchanged",
@@ -168,7 +184,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         eprintln!("refusing to publish: {why}");
         return Ok(false);
     }
-    write_spec(&current, &out)?;
+    write_files(&current, workflow.as_ref(), &out)?;
     let date = chrono_date();
     let section = changelog_section(previous.as_ref(), &current, &findings, &date);
     let changelog_path = out.join("CHANGELOG.md");
@@ -194,6 +210,13 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
 /// The YAML is read back (as YAML 1.2, by yaml_serde) and must be the JSON value; `run` also
 /// reads it with a YAML 1.1 loader (`loaders_agree`).
 pub fn write_spec(spec: &Value, out: &Path) -> Result<(), String> {
+    write_files(spec, None, out)
+}
+
+/// [`write_spec`], and the workflow (`product-upgrades.arazzo.json` and `.yaml`, in the same
+/// normalised forms, listed in `SHA256SUMS`): its source description `./product-upgrades.yaml`
+/// is the spec beside it.
+fn write_files(spec: &Value, workflow: Option<&Value>, out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let spec = normalised(spec);
     let json = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())? + "\n";
@@ -203,11 +226,26 @@ pub fn write_spec(spec: &Value, out: &Path) -> Result<(), String> {
     if read_back != spec {
         return Err("the YAML written for the spec does not read back as the spec".into());
     }
+    let mut files = vec![
+        ("product-upgrades.json", json),
+        ("product-upgrades.yaml", yaml),
+    ];
+    if let Some(workflow) = workflow {
+        let workflow = normalised(workflow);
+        let yaml = yaml::to_string(&workflow);
+        let read_back: Value = yaml_serde::from_str(&yaml)
+            .map_err(|e| format!("the YAML written for the workflow does not parse: {e}"))?;
+        if read_back != workflow {
+            return Err("the YAML written for the workflow does not read back as it".into());
+        }
+        files.push((
+            "product-upgrades.arazzo.json",
+            serde_json::to_string_pretty(&workflow).map_err(|e| e.to_string())? + "\n",
+        ));
+        files.push(("product-upgrades.arazzo.yaml", yaml));
+    }
     let mut sums = String::new();
-    for (name, text) in [
-        ("product-upgrades.json", &json),
-        ("product-upgrades.yaml", &yaml),
-    ] {
+    for (name, text) in &files {
         std::fs::write(out.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))?;
         sums.push_str(&format!("{:x}  {name}\n", Sha256::digest(text.as_bytes())));
     }

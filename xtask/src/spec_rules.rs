@@ -51,6 +51,7 @@ pub fn check(spec: &Value) -> Findings {
             check_operation(spec, &at, op, &mut operation_ids, &mut findings);
         }
     }
+    check_links(spec, &mut findings);
     for example in contract::examples(spec) {
         let validator = contract::validator(spec, &example.schema);
         let violations = contract::violations(&validator, &example.value);
@@ -154,6 +155,229 @@ fn check_named_schema(at: &str, what: &str, body: &Value, findings: &mut Finding
     );
 }
 
+/// The operations of `spec` by operation id, each with the names (and `in`) of its parameters.
+fn operations(spec: &Value) -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+    let mut found = std::collections::BTreeMap::new();
+    for item in spec["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, i)| i)
+    {
+        for (_, op) in item.as_object().into_iter().flatten() {
+            let Some(id) = op["operationId"].as_str() else {
+                continue;
+            };
+            let parameters = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let p = contract::resolve(spec, p);
+                    (
+                        p["name"].as_str().unwrap_or_default().to_owned(),
+                        p["in"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            found.insert(id.to_owned(), parameters);
+        }
+    }
+    found
+}
+
+/// Whether `text` is a runtime expression a link may hold: `$request.` or `$response.` with a
+/// `header.NAME` (schemathesis's `#regex:PATTERN` suffix allowed, its pattern with exactly one
+/// group) or `body` (with a JSON pointer), or `$url`, `$method`, `$statusCode`.
+fn is_runtime_expression(text: &str) -> bool {
+    if ["$url", "$method", "$statusCode"].contains(&text) {
+        return true;
+    }
+    let Some(rest) = text
+        .strip_prefix("$request.")
+        .or_else(|| text.strip_prefix("$response."))
+    else {
+        return false;
+    };
+    if let Some(body) = rest.strip_prefix("body") {
+        return body.is_empty() || body.starts_with("#/");
+    }
+    let Some(header) = rest.strip_prefix("header.") else {
+        return ["query.", "path."]
+            .iter()
+            .any(|p| rest.strip_prefix(p).is_some_and(|n| !n.is_empty()));
+    };
+    let (name, regex) = match header.split_once("#regex:") {
+        Some((name, pattern)) => (name, Some(pattern)),
+        None => (header, None),
+    };
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    token
+        && regex.is_none_or(|pattern| {
+            regress::Regex::new(pattern).is_ok() && pattern.matches('(').count() == 1
+        })
+}
+
+/// Every link names an operation that exists, only parameters it declares, and holds runtime
+/// expressions: a link to a renamed operation or parameter fails here, naming the link.
+fn check_links(spec: &Value, findings: &mut Findings) {
+    let operations = operations(spec);
+    for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            for (code, response) in op["responses"].as_object().into_iter().flatten() {
+                let response = contract::resolve(spec, response);
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let at = format!(
+                        "{} {path} response {code}, link {name}",
+                        method.to_uppercase()
+                    );
+                    let target = link["operationId"].as_str().unwrap_or_default();
+                    let declared = operations.get(target);
+                    findings.check(declared.is_some(), || {
+                        format!("{at}: operationId {target:?} names no operation")
+                    });
+                    for (parameter, value) in link["parameters"].as_object().into_iter().flatten() {
+                        let bare = parameter.rsplit('.').next().unwrap_or(parameter);
+                        findings.check(
+                            declared.is_none_or(|ps| ps.iter().any(|(n, _)| n == bare)),
+                            || format!("{at}: {target} has no parameter {parameter:?}"),
+                        );
+                        let text = value.as_str().unwrap_or_default();
+                        findings.check(is_runtime_expression(text), || {
+                            format!(
+                                "{at}: parameter {parameter}: {text:?} is not a runtime expression"
+                            )
+                        });
+                    }
+                    if let Some(body) = link.get("requestBody") {
+                        let text = body.as_str().unwrap_or_default();
+                        findings.check(is_runtime_expression(text), || {
+                            format!("{at}: requestBody {text:?} is not a runtime expression")
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The Arazzo workflow against the spec: each step's operation exists (as
+/// `$sourceDescriptions.NAME.operationId`, NAME a declared source), each parameter it sets is
+/// one that operation declares, in the same place; each `goto` names a step; each
+/// `$steps.S.outputs.O` names a step and one of its outputs.
+pub fn check_workflow(spec: &Value, workflow: &Value, findings: &mut Findings) {
+    let operations = operations(spec);
+    let sources: Vec<&str> = workflow["sourceDescriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    findings.check(
+        workflow["arazzo"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.0.")),
+        || "the workflow is not an Arazzo 1.0 document".into(),
+    );
+    findings.check(
+        workflow["info"]["version"] == spec["info"]["version"],
+        || {
+            format!(
+                "the workflow's info.version {} is not the spec's {}",
+                workflow["info"]["version"], spec["info"]["version"]
+            )
+        },
+    );
+    for flow in workflow["workflows"].as_array().into_iter().flatten() {
+        let flow_id = flow["workflowId"].as_str().unwrap_or("?");
+        let steps: Vec<&Value> = flow["steps"].as_array().into_iter().flatten().collect();
+        let outputs_of = |step: &str| -> Option<Vec<String>> {
+            steps.iter().find(|s| s["stepId"] == step).map(|s| {
+                s["outputs"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+        };
+        let mut references = Vec::new();
+        for step in &steps {
+            let step_id = step["stepId"].as_str().unwrap_or("?");
+            let at = format!("workflow {flow_id}, step {step_id}");
+            let reference = step["operationId"].as_str().unwrap_or_default();
+            let (source, operation) = match reference
+                .strip_prefix("$sourceDescriptions.")
+                .and_then(|r| r.split_once('.'))
+            {
+                Some((source, operation)) => (Some(source), operation),
+                None => (None, reference),
+            };
+            findings.check(source.is_none_or(|s| sources.contains(&s)), || {
+                format!("{at}: {reference:?} names no source description")
+            });
+            let declared = operations.get(operation);
+            findings.check(declared.is_some(), || {
+                format!("{at}: operationId {reference:?} names no operation of the spec")
+            });
+            for parameter in step["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap_or_default();
+                let place = parameter["in"].as_str().unwrap_or_default();
+                findings.check(
+                    declared.is_none_or(|ps| {
+                        ps.iter()
+                            .any(|(n, i)| n.eq_ignore_ascii_case(name) && i == place)
+                    }),
+                    || format!("{at}: {operation} has no {place} parameter {name:?}"),
+                );
+                if let Some(text) = parameter["value"].as_str() {
+                    references.push((at.clone(), text.to_owned()));
+                }
+            }
+            for action in ["onSuccess", "onFailure"]
+                .iter()
+                .flat_map(|k| step[*k].as_array().into_iter().flatten())
+            {
+                if let Some(target) = action["stepId"].as_str() {
+                    findings.check(steps.iter().any(|s| s["stepId"] == target), || {
+                        format!(
+                            "{at}: {} goes to step {target:?}, which does not exist",
+                            action["name"]
+                        )
+                    });
+                }
+            }
+        }
+        for (name, value) in flow["outputs"].as_object().into_iter().flatten() {
+            if let Some(text) = value.as_str() {
+                references.push((
+                    format!("workflow {flow_id}, output {name}"),
+                    text.to_owned(),
+                ));
+            }
+        }
+        for (at, text) in references {
+            let Some(rest) = text.strip_prefix("$steps.") else {
+                continue;
+            };
+            let mut parts = rest.splitn(3, '.');
+            let (step, kind, output) = (parts.next(), parts.next(), parts.next());
+            let known = match (step, kind, output) {
+                (Some(step), Some("outputs"), Some(output)) => {
+                    outputs_of(step).is_some_and(|o| o.iter().any(|n| n == output))
+                }
+                _ => false,
+            };
+            findings.check(known, || {
+                format!("{at}: {text:?} names no output of a step")
+            });
+        }
+    }
+}
+
 fn is_camel_case(id: &str) -> bool {
     id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && id.chars().all(|c| c.is_ascii_alphanumeric())
@@ -252,5 +476,113 @@ mod tests {
     fn the_projects_spec_follows_the_rules() {
         let findings = check(&contract::spec());
         assert_eq!(findings.failures, Vec::<String>::new());
+    }
+
+    fn with_link(link: Value) -> Value {
+        let mut spec = minimal();
+        spec["paths"]["/v1/things/{thingId}"] = json!({ "post": {
+            "operationId": "readThing", "summary": "s", "description": "d", "tags": ["t"],
+            "parameters": COMMON_HEADERS.iter().map(|h| json!({"name": h, "in": "header"}))
+                .chain([json!({"name": "thingId", "in": "path"})]).collect::<Vec<_>>(),
+            "responses": { "202": { "description": "ok", "headers": { "Location": {} } } }
+        }});
+        spec["paths"]["/v1/things"]["post"]["responses"]["202"]["links"] = json!({ "Read": link });
+        spec
+    }
+
+    #[test]
+    fn a_link_to_an_operation_or_parameter_that_does_not_exist_fails_naming_it() {
+        let good = json!({ "operationId": "readThing",
+            "parameters": { "thingId": "$response.header.Location#regex:things/(.+)" },
+            "requestBody": "$request.body" });
+        assert_eq!(
+            check(&with_link(good.clone())).failures,
+            Vec::<String>::new()
+        );
+
+        let mut wrong_operation = good.clone();
+        wrong_operation["operationId"] = json!("readThings");
+        let failures = check(&with_link(wrong_operation)).failures;
+        assert!(
+            failures.iter().any(|f| f.contains("link Read") && f.contains("\"readThings\" names no operation")),
+            "{failures:?}"
+        );
+
+        let mut wrong_parameter = good.clone();
+        wrong_parameter["parameters"] = json!({ "thing": "$response.body#/id" });
+        let failures = check(&with_link(wrong_parameter)).failures;
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.contains("link Read") && f.contains("no parameter \"thing\"")),
+            "{failures:?}"
+        );
+
+        let mut not_an_expression = good;
+        not_an_expression["parameters"] = json!({ "thingId": "Location" });
+        let failures = check(&with_link(not_an_expression)).failures;
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.contains("not a runtime expression")),
+            "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn runtime_expressions_are_told_from_other_text() {
+        for good in [
+            "$request.body",
+            "$response.body#/upgradeId",
+            "$response.header.Location",
+            "$response.header.Location#regex:productUpgrades/([^/?#]+)",
+            "$statusCode",
+        ] {
+            assert!(is_runtime_expression(good), "{good}");
+        }
+        for bad in [
+            "",
+            "upgradeId",
+            "$response.body/upgradeId",
+            "$response.header.",
+            "$response.header.Location#regex:(unclosed",
+            "$response.header.Location#regex:no-group",
+            "$responses.body#/id",
+        ] {
+            assert!(!is_runtime_expression(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_projects_workflow_fits_the_spec_and_a_broken_one_is_named() {
+        let spec = contract::spec();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../openapi/product-upgrades.arazzo.yaml");
+        let workflow = contract::read_spec(&path).unwrap();
+        let mut findings = Findings::default();
+        check_workflow(&spec, &workflow, &mut findings);
+        assert_eq!(findings.failures, Vec::<String>::new());
+        assert!(findings.checks > 10);
+
+        let mut broken = workflow.clone();
+        broken["workflows"][0]["steps"][0]["operationId"] =
+            json!("$sourceDescriptions.productUpgrades.checkEligibilityX");
+        broken["workflows"][0]["steps"][3]["parameters"][0]["name"] = json!("upgrade");
+        broken["workflows"][0]["steps"][1]["onSuccess"][0]["stepId"] = json!("nowhere");
+        let mut findings = Findings::default();
+        check_workflow(&spec, &broken, &mut findings);
+        let failures = findings.failures.join("\n");
+        assert!(
+            failures.contains("step checkEligibility: operationId"),
+            "{failures}"
+        );
+        assert!(
+            failures.contains("no path parameter \"upgrade\""),
+            "{failures}"
+        );
+        assert!(
+            failures.contains("\"nowhere\", which does not exist"),
+            "{failures}"
+        );
     }
 }

@@ -22,6 +22,9 @@ pub const RUFF: (&str, &str) = ("ruff", "0.14.5");
 pub const OPENAPI_GENERATOR: (&str, &str) = ("openapi-generator-cli", "7.26.0");
 /// openapi-spec-validator, for OpenAPI 3.0 structural validity.
 pub const SPEC_VALIDATOR: (&str, &str) = ("openapi-spec-validator", "0.9.0");
+/// Redocly CLI: `lint` for the spec and the Arazzo workflow, `respect` to run the workflow.
+/// 2.33.0 or later: earlier `respect` evaluated `$faker` expressions unsafely (CVE-2026-63325).
+pub const REDOCLY: (&str, &str) = ("@redocly/cli", "2.77.0");
 /// PyYAML, a YAML 1.1 loader like SnakeYAML inside openapi-generator: the published YAML must
 /// mean to it (`yaml.safe_load`) what the published JSON means.
 pub const PYYAML: (&str, &str) = ("PyYAML", "6.0.3");
