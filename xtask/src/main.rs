@@ -42,7 +42,8 @@ enum Task {
     Diff(diff::Options),
     /// Publish the spec (YAML, JSON, checksums, changelog) for other language teams.
     Publish(publish::Options),
-    /// Prove that TypeScript, Python and C# generators accept the published spec.
+    /// Prove that other languages' clients, generated from the published spec, run the whole
+    /// workflow against the embedded mock (TypeScript and Python; C# where a .NET SDK is installed).
     Polyglot,
 }
 
