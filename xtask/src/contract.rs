@@ -267,7 +267,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         }
         rows.push(run.row);
         eprintln!("[+] schemathesis's stateful phase against a fresh embedded mock ...");
-        rows.push(independent::schemathesis_stateful(root, 100, options.seed));
+        rows.push(independent::schemathesis_stateful(root, 300, options.seed));
     }
 
     println!("\n{}", render(&rows));

@@ -365,8 +365,13 @@ pub fn schemathesis(
 /// fails only when the links never work.
 pub const STATEFUL_FOLLOW_TARGET: f64 = 0.95;
 
-/// Longer scenarios: after a create there are more steps in which to follow it.
-const STATEFUL_CONFIG: &str = "[phases.stateful]\nmax-steps = 30\n";
+/// Longer scenarios (after a create there are more steps in which to follow it), and positive
+/// cases only: the stateful phase is about chaining valid calls, and the other phases already
+/// send the invalid ones (a negative body on a followed status read is a 400 that follows
+/// nothing). Measured with 100 examples and seeds 1 and 2: 30 steps with negative cases
+/// followed 58% of the creates, 60 steps positive only 80 to 100%.
+const STATEFUL_CONFIG: &str =
+    "[phases.stateful]\nmax-steps = 60\n[phases.stateful.generation]\nmode = \"positive\"\n";
 
 /// A schemathesis hook for the stateful phase: positive cases ask for the one documented
 /// product family, so creates succeed and there is an upgrade to follow (random families are
@@ -486,16 +491,21 @@ pub fn schemathesis_stateful(root: &Path, examples: u32, seed: u64) -> Row {
     }
     let mut row = Row::new(check, 1, failures, elapsed);
     row.notes.push(format!(
-        "{} upgrades created, the status of {} read afterwards ({:.1}%: schemathesis explores, \
-         so it does not follow every link it could); {} of {} reads of a held upgrade found it \
-         ({:.1}%; target {:.0}%)",
+        "{} upgrades created, the status of {} read afterwards: {:.1}% (target {:.0}%, {}; \
+         reported, not enforced: schemathesis explores by design); {} of {} status reads of a \
+         held upgrade named its customer ({:.1}%)",
         totals.created,
         totals.followed,
         100.0 * share,
+        100.0 * STATEFUL_FOLLOW_TARGET,
+        if share >= STATEFUL_FOLLOW_TARGET {
+            "met"
+        } else {
+            "not met"
+        },
         totals.reads_of_held_ok,
         totals.reads_of_held,
         100.0 * found,
-        100.0 * STATEFUL_FOLLOW_TARGET
     ));
     row
 }
