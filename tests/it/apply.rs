@@ -11,13 +11,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// A folder of its own for one test's files.
-fn scratch() -> PathBuf {
+pub(crate) fn scratch() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pcu-apply-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-fn command(mock: &RunningMock, args: &[&str]) -> std::process::Command {
+pub(crate) fn command(mock: &RunningMock, args: &[&str]) -> std::process::Command {
     let mut command = crate::support::pc_upgrade_command();
     command
         .args(["--base-url", &mock.url(), "--retry-delay", "10ms"])
@@ -29,19 +29,19 @@ fn command(mock: &RunningMock, args: &[&str]) -> std::process::Command {
     command
 }
 
-async fn run(mock: &RunningMock, args: &[&str]) -> Output {
+pub(crate) async fn run(mock: &RunningMock, args: &[&str]) -> Output {
     let mut command = command(mock, args);
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Writes the customers file and makes the plan with `pc-upgrade plan`.
-async fn make_plan(mock: &RunningMock, dir: &Path, customers: &[Uuid]) -> PathBuf {
+pub(crate) async fn make_plan(mock: &RunningMock, dir: &Path, customers: &[Uuid]) -> PathBuf {
     let list = dir.join("customers.txt");
     let ids: Vec<String> = customers.iter().map(Uuid::to_string).collect();
     std::fs::write(&list, ids.join("\n")).unwrap();
@@ -65,7 +65,7 @@ async fn make_plan(mock: &RunningMock, dir: &Path, customers: &[Uuid]) -> PathBu
     plan
 }
 
-fn apply_args<'a>(plan: &'a Path, journal: &'a Path) -> Vec<&'a str> {
+pub(crate) fn apply_args<'a>(plan: &'a Path, journal: &'a Path) -> Vec<&'a str> {
     vec![
         "--max-attempts",
         "6",
@@ -81,7 +81,9 @@ fn apply_args<'a>(plan: &'a Path, journal: &'a Path) -> Vec<&'a str> {
 }
 
 /// The journal's customers: id → (state, upgrade id, create request id).
-fn journal_customers(journal: &Path) -> Vec<(Uuid, String, Option<Uuid>, Option<String>)> {
+pub(crate) fn journal_customers(
+    journal: &Path,
+) -> Vec<(Uuid, String, Option<Uuid>, Option<String>)> {
     let conn =
         rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
@@ -112,7 +114,11 @@ fn journal_customers(journal: &Path) -> Vec<(Uuid, String, Option<Uuid>, Option<
 
 /// Every journalled customer is final, and agrees with the ledger: one upgrade created per
 /// eligible customer (none for the one already under way), the one the journal follows.
-fn assert_journal_agrees_with_ledger(journal: &Path, mock: &RunningMock, under_way: &[Uuid]) {
+pub(crate) fn assert_journal_agrees_with_ledger(
+    journal: &Path,
+    mock: &RunningMock,
+    under_way: &[Uuid],
+) {
     let ledger = mock.ledger();
     let rows = journal_customers(journal);
     for (customer, state, upgrade, _) in &rows {

@@ -3,6 +3,7 @@
 mod support;
 
 mod apply;
+mod bulk_hostile;
 mod cli;
 mod client;
 mod examples;

@@ -7,6 +7,7 @@
 //! or a status poll that is due. Every call waits on one [`Throttle`] shared by the whole run,
 //! so a `429` anywhere slows everything, and polls draw on their own lane of it.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{IsTerminal, Read};
@@ -17,18 +18,37 @@ use clap::Args;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use partner_center_upgrades::{
-    CallReport, Client, CorrelationId, CustomerId, Error, ErrorKind, Failure, Finish, Operation,
-    RequestId, RetryPolicy, Start, Throttle, UpgradeId, UpgradeRequest, printable,
+    BaseUrl, CallReport, Client, CorrelationId, CustomerId, Error, ErrorKind, Failure, Finish,
+    Operation, ProductFamily, RequestId, RetryPolicy, Start, Throttle, UpgradeId, UpgradeRequest,
+    printable,
 };
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::Digest;
 use tokio::time::Instant;
 
-use super::journal::{Journal, Operator, RunInfo};
+use super::journal::{Journal, Operator, RunInfo, bounded_to};
 use super::{Output, exit};
 
 /// The largest plan read.
 const MAX_PLAN_BYTES: u64 = 256 * 1024 * 1024;
+/// The longest `Retry-After` a status answer may set before the next poll (unless
+/// `--poll-interval` is longer still).
+const MAX_POLL_WAIT: Duration = Duration::from_secs(15 * 60);
+/// The longest `--poll-interval`.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `--poll-interval`: from 100 ms to a day.
+fn poll_interval(text: &str) -> Result<Duration, String> {
+    let interval = super::duration_at_least::<100>(text)?;
+    if interval > MAX_POLL_INTERVAL {
+        return Err(format!(
+            "{} is too long; use at most 24h",
+            humantime::format_duration(interval)
+        ));
+    }
+    Ok(interval)
+}
 
 #[derive(Args)]
 pub struct ApplyArgs {
@@ -48,7 +68,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     ignore_plan_age: bool,
     /// Time between status polls of one upgrade, unless Partner Center says otherwise
-    #[arg(long, default_value = "30s", value_parser = super::duration_at_least::<100>)]
+    #[arg(long, default_value = "30s", value_parser = poll_interval)]
     poll_interval: Duration,
     /// Stop following an upgrade after this long in this session (it goes on; a resume
     /// follows it again)
@@ -82,6 +102,12 @@ impl ApplyArgs {
         if !rate_ok(self.max_rate) || self.initial_rate.is_some_and(|r| !rate_ok(r)) {
             return Err("--initial-rate and --max-rate must be positive numbers".to_owned());
         }
+        let min_rate = partner_center_upgrades::ThrottleConfig::default().min_rate;
+        if self.max_rate < min_rate {
+            return Err(format!(
+                "--max-rate must be at least {min_rate} (the throttle never goes slower)"
+            ));
+        }
         if !(0.05..=0.95).contains(&self.poll_share) {
             return Err("--poll-share must be between 0.05 and 0.95".to_owned());
         }
@@ -97,8 +123,9 @@ impl ApplyArgs {
 /// The plan, as apply reads it.
 struct Plan {
     created_at: chrono::DateTime<chrono::Utc>,
+    /// The base URL the plan was made against, as [`BaseUrl`] writes it.
     base_url: String,
-    product_family: String,
+    product_family: ProductFamily,
     sha256: String,
     /// The customers to act on: eligible, or with an upgrade under way.
     customers: Vec<(CustomerId, &'static str)>,
@@ -106,52 +133,106 @@ struct Plan {
     left_alone: Vec<(String, usize)>,
 }
 
+/// The plan file as `plan` writes it; what apply does not read (counts, ids, reasons) is
+/// skipped, and a member given twice is refused rather than read as whichever came last.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanFile<'a> {
+    version: Option<u64>,
+    #[serde(borrow)]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    base_url: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    product_family: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    customers: Option<Vec<PlanEntry<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanEntry<'a> {
+    #[serde(borrow)]
+    customer_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Option<Cow<'a, str>>,
+}
+
+/// How far in the future a plan's `createdAt` may be (clocks differ a little between hosts).
+const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// The longest product family taken from a plan (it is sent to Partner Center as it is).
+const MAX_FAMILY_CHARS: usize = 64;
+
 fn read_plan(path: &Path) -> Result<Plan, String> {
     let name = path.display();
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read the plan {name}: {e}"))?;
+    let too_large = || format!("the plan {name} is larger than 256 MiB");
+    if file.metadata().is_ok_and(|m| m.len() > MAX_PLAN_BYTES) {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
     file.take(MAX_PLAN_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read the plan {name}: {e}"))?;
     if bytes.len() as u64 > MAX_PLAN_BYTES {
-        return Err(format!("the plan {name} is larger than 256 MiB"));
+        return Err(too_large());
     }
     let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
-    let plan: Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("the plan {name} is not JSON: {e}"))?;
     let not_plan = |what: &str| format!("{name} is not a pc-upgrade plan: {what}");
-    if plan["version"].as_u64() != Some(1) {
+    let plan: PlanFile<'_> =
+        serde_json::from_slice(&bytes).map_err(|e| not_plan(&bounded_to(&e.to_string(), 200)))?;
+    if plan.version != Some(1) {
         return Err(not_plan("no \"version\": 1"));
     }
-    let created_at = plan["createdAt"]
-        .as_str()
+    let created_at = plan
+        .created_at
+        .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .ok_or_else(|| not_plan("no createdAt date"))?
         .with_timezone(&chrono::Utc);
-    let base_url = plan["baseUrl"]
+    if created_at - chrono::Utc::now() > MAX_CLOCK_SKEW {
+        return Err(not_plan(&format!(
+            "its createdAt ({}) is in the future, so its age cannot be told; make a new plan",
+            created_at.to_rfc3339()
+        )));
+    }
+    let base_url = plan.base_url.ok_or_else(|| not_plan("no baseUrl"))?;
+    let base_url = BaseUrl::parse(&base_url)
+        .map_err(|e| not_plan(&format!("its baseUrl: {e}")))?
         .as_str()
-        .ok_or_else(|| not_plan("no baseUrl"))?
         .to_owned();
-    let product_family = plan["productFamily"]
-        .as_str()
-        .ok_or_else(|| not_plan("no productFamily"))?
-        .to_owned();
-    let entries = plan["customers"]
-        .as_array()
+    let family = plan
+        .product_family
+        .ok_or_else(|| not_plan("no productFamily"))?;
+    let product_family = ProductFamily::new(family.as_ref())
+        .ok()
+        .filter(|f| {
+            let name = f.as_str();
+            name.chars().count() <= MAX_FAMILY_CHARS && printable(name) == name
+        })
+        .ok_or_else(|| {
+            not_plan(&format!(
+                "its productFamily is empty, longer than {MAX_FAMILY_CHARS} characters or \
+                 holds control characters"
+            ))
+        })?;
+    let entries = plan
+        .customers
         .ok_or_else(|| not_plan("no customers list"))?;
     let mut customers = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
     let mut left_alone: std::collections::BTreeMap<String, usize> = Default::default();
     for (index, entry) in entries.iter().enumerate() {
-        let id = entry["customerId"]
-            .as_str()
+        let id = entry
+            .customer_id
+            .as_deref()
             .and_then(|t| CustomerId::parse(t).ok())
             .ok_or_else(|| not_plan(&format!("customer {} has no valid customerId", index + 1)))?;
         if !seen.insert(id) {
             return Err(not_plan(&format!("customer {id} is listed twice")));
         }
-        match entry["outcome"].as_str() {
+        match entry.outcome.as_deref() {
             Some("eligible") => customers.push((id, "eligible")),
             Some("underWay") => customers.push((id, "underWay")),
             Some(other @ ("notEligible" | "error")) => {
@@ -217,8 +298,8 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
     if plan.base_url != client.base_url().as_str() {
         eprintln!(
             "error: the plan was made against {}, not {}; apply it with the same --base-url",
-            printable(&plan.base_url),
-            client.base_url().as_str()
+            bounded_to(&plan.base_url, 200),
+            bounded_to(client.base_url().as_str(), 200)
         );
         return exit::USAGE;
     }
@@ -233,19 +314,30 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
         );
         return exit::USAGE;
     }
-    let family = match partner_center_upgrades::ProductFamily::new(&plan.product_family) {
-        Ok(family) => family,
-        Err(_) => {
-            eprintln!("error: the plan's productFamily is not valid");
-            return exit::USAGE;
-        }
-    };
+    if plan.customers.is_empty() {
+        let found: Vec<String> = plan
+            .left_alone
+            .iter()
+            .map(|(outcome, n)| format!("{n} {outcome}"))
+            .collect();
+        eprintln!(
+            "error: the plan lists no customer that is eligible or has an upgrade under way \
+             ({}); there is nothing to apply",
+            if found.is_empty() {
+                "it lists no customers".to_owned()
+            } else {
+                found.join(", ")
+            }
+        );
+        return exit::USAGE;
+    }
+    let family = plan.product_family.clone();
     let run = RunInfo {
         plan_path: args.plan.display().to_string(),
         plan_sha256: plan.sha256.clone(),
         plan_created_at: plan.created_at.to_rfc3339(),
         base_url: plan.base_url.clone(),
-        product_family: plan.product_family.clone(),
+        product_family: plan.product_family.as_str().to_owned(),
     };
     let journal = match Journal::open(
         &args.journal,
@@ -263,9 +355,13 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
     for (outcome, count) in &plan.left_alone {
         eprintln!("note: {count} customers the plan found {outcome} are left alone");
     }
+    // The journal was checked against the plan when it was opened; nothing has been sent.
     let rows = match journal.unfinished() {
         Ok(rows) => rows,
-        Err(message) => return fatal(&message),
+        Err(message) => {
+            eprintln!("error: {}", printable(&message));
+            return exit::USAGE;
+        }
     };
 
     let mut items = Vec::with_capacity(rows.len());
@@ -285,7 +381,8 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
             correlation_id: parse_correlation.unwrap_or_else(CorrelationId::new_random),
             create_request_id: parse_request.unwrap_or_else(RequestId::new_random),
             upgrade_id: row.upgrade_id,
-            following_since: None,
+            // An upgrade a resume follows: --upgrade-timeout counts from this session's start.
+            following_since: row.upgrade_id.map(|_| Instant::now()),
             retries: 0,
         });
         queue.push_back(match row.upgrade_id {
@@ -307,7 +404,7 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
     }
 
     let total = plan.customers.len();
-    let mut progress = Progress::new(total, total - items.len());
+    let mut progress = Progress::new(total, total.saturating_sub(items.len()));
     let mut due: BinaryHeap<Reverse<(Instant, Job)>> = BinaryHeap::new();
     let mut in_flight = FuturesUnordered::new();
     let concurrency = usize::from(args.concurrency);
@@ -315,6 +412,8 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
     let mut abort: Option<u8> = None;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    // False once listening for Ctrl-C failed: a completed future is never polled again.
+    let mut listening = true;
 
     loop {
         // Fill the free slots: due polls first (they finish upgrades and free memory), then
@@ -352,7 +451,12 @@ pub async fn apply(client: &Client, operator: Operator, args: ApplyArgs, output:
                 progress.update(&tally, queue.len(), client);
             }
             _ = sleep_until(next_due), if next_due.is_some() && in_flight.len() < concurrency => {}
-            _ = &mut interrupted => {
+            signal = &mut interrupted, if listening => {
+                if let Err(e) = signal {
+                    listening = false;
+                    eprintln!("warning: Ctrl-C cannot be caught ({e}); it stops the run at once");
+                    continue;
+                }
                 eprintln!("interrupted: the journal holds every step; run the same command to resume");
                 abort = Some(130);
                 // Calls under way are dropped: each is settled by a resume, through the
@@ -441,6 +545,11 @@ fn client_throttle_summary(client: &Client) -> Option<String> {
 fn fatal(message: &str) -> u8 {
     eprintln!("error: {}", printable(message));
     exit::SERVICE_ERROR
+}
+
+/// `now + wait`, the wait held to a day: no answer can push a deadline past the clock's end.
+fn later(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait.min(MAX_POLL_INTERVAL)).unwrap_or(now)
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -582,14 +691,23 @@ fn settle(
                         eprintln!(
                             "customer {customer}: upgrade still {} after --upgrade-timeout; a \
                              resume follows it again",
-                            printable(upgrade.status.as_str())
+                            bounded_to(upgrade.status.as_str(), 64)
                         );
                     } else {
+                        // Partner Center's Retry-After, within reason: a huge one neither
+                        // overflows the clock nor parks the customer past its
+                        // --upgrade-timeout (the last poll is at the timeout).
                         let wait = retry_after
+                            .map(|r| r.min(MAX_POLL_WAIT.max(args.poll_interval)))
                             .unwrap_or(args.poll_interval)
                             .max(args.poll_interval.min(Duration::from_secs(1)))
                             .max(partner_center_upgrades::POLL_FLOOR);
-                        due.push(Reverse((now + wait, Job::Poll(index))));
+                        let mut at = later(now, wait);
+                        if let Some(deadline) = since.checked_add(args.upgrade_timeout) {
+                            at = at
+                                .min(deadline.max(later(now, partner_center_upgrades::POLL_FLOOR)));
+                        }
+                        due.push(Reverse((at, Job::Poll(index))));
                     }
                 }
             }
@@ -644,7 +762,7 @@ fn failed(
     if RetryPolicy::is_retryable(Failure::of(error)) && item.retries < args.customer_retries {
         item.retries += 1;
         let wait = Duration::from_secs(1 << item.retries.min(6));
-        due.push(Reverse((Instant::now() + wait, job)));
+        due.push(Reverse((later(Instant::now(), wait), job)));
         return Ok(None);
     }
     let code = error.service_error().map(|s| s.code.to_string());

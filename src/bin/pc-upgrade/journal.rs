@@ -13,15 +13,18 @@
 //! The one rule that makes a resume safe lives in [`Journal::begin_create`]: the create's
 //! `MS-RequestId` is committed *before* the create is sent.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use partner_center_upgrades::{CallReport, CustomerId, Upgrade, UpgradeId, printable};
+use partner_center_upgrades::{CallReport, CustomerId, RequestId, Upgrade, UpgradeId, printable};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The schema version this code writes and reads.
 pub const JOURNAL_VERSION: i64 = 1;
 /// The longest `detail` kept per event: the audit trail stays bounded whatever a server says.
 const MAX_DETAIL_CHARS: usize = 1000;
+/// The longest status or error code kept: Partner Center's are short words and numbers.
+const MAX_CODE_CHARS: usize = 64;
 
 /// What a journal belongs to: one plan, applied against one base URL.
 pub struct RunInfo {
@@ -57,6 +60,9 @@ pub const FINAL_STATES: [&str; 5] = [
     "notEligible",
 ];
 
+/// The states a resume picks up (journal.sql).
+const OPEN_STATES: [&str; 4] = ["pending", "creating", "following", "error"];
+
 pub struct Journal {
     conn: Connection,
     session: i64,
@@ -71,21 +77,38 @@ fn sql_error(path: &Path) -> impl Fn(rusqlite::Error) -> String + '_ {
     move |e| format!("journal {}: {e}", path.display())
 }
 
+/// Server text as the journal keeps it: printable, at most [`MAX_DETAIL_CHARS`].
 fn bounded(text: &str) -> String {
-    let text = printable(text);
-    if text.chars().count() > MAX_DETAIL_CHARS {
-        let mut cut: String = text.chars().take(MAX_DETAIL_CHARS).collect();
-        cut.push('…');
-        cut
-    } else {
-        text
+    bounded_to(text, MAX_DETAIL_CHARS)
+}
+
+/// A status or an error code as the journal keeps it: printable, at most [`MAX_CODE_CHARS`].
+fn short(text: &str) -> String {
+    bounded_to(text, MAX_CODE_CHARS)
+}
+
+/// `text` made printable and cut to `max` characters (an ellipsis marks a cut). Cut before it
+/// is escaped too, so a huge answer costs no more than `max` characters of work.
+pub fn bounded_to(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(max).collect();
+    let escaped = printable(&head);
+    let mut out: String = escaped.chars().take(max).collect();
+    if chars.next().is_some() || out.len() < escaped.len() {
+        out.push('…');
     }
+    out
 }
 
 impl Journal {
     /// Opens the journal at `path`, creating it for `run` with `customers` (the plan's
     /// eligible and under-way ones) when it does not exist. An existing journal must belong to
-    /// the same plan (its SHA-256) and base URL. Starts a session.
+    /// the same plan (its SHA-256) and base URL, and list exactly the plan's customers, each in
+    /// a state a resume can act on safely. Starts a session.
+    ///
+    /// Nothing is written to a file that turns out not to be such a journal (another program's
+    /// database is left as it was found); an empty file, or an SQLite database with no tables
+    /// (what a run killed while creating the journal leaves), is made a new journal.
     pub fn open(
         path: &Path,
         run: &RunInfo,
@@ -95,16 +118,33 @@ impl Journal {
     ) -> Result<Journal, String> {
         let lock = lock_file(path)?;
         let fail = sql_error(path);
-        let existed = path.exists();
-        let conn = Connection::open(path).map_err(&fail)?;
+        let not_journal = || {
+            format!(
+                "{} exists and is not a pc-upgrade journal; choose another --journal",
+                path.display()
+            )
+        };
+        // The bundled SQLite reads a name starting with `file:` as a URI; a relative path is
+        // made explicit so it always names the file.
+        let file_path = if path.to_str().is_some_and(|p| p.starts_with("file:")) {
+            Path::new(".").join(path)
+        } else {
+            path.to_owned()
+        };
+        if path.exists() && !path.is_file() {
+            return Err(not_journal());
+        }
+        let conn = Connection::open(&file_path).map_err(&fail)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(&fail)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(&fail)?;
-        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
-            .map_err(&fail)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(&fail)?;
+        // Read only, until the file is known to be a journal (or empty).
+        let tables: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase) => not_journal(),
+                _ => fail(e),
+            })?;
+        let existed = tables > 0;
         if existed {
             let found: Option<(i64, String, String)> = conn
                 .query_row(
@@ -113,17 +153,9 @@ impl Journal {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
-                .map_err(|_| {
-                    format!(
-                        "{} exists and is not a pc-upgrade journal; choose another --journal",
-                        path.display()
-                    )
-                })?;
+                .map_err(|_| not_journal())?;
             let Some((version, sha, base_url)) = found else {
-                return Err(format!(
-                    "{} exists and is not a pc-upgrade journal; choose another --journal",
-                    path.display()
-                ));
+                return Err(not_journal());
             };
             if version != JOURNAL_VERSION {
                 return Err(format!(
@@ -133,22 +165,46 @@ impl Journal {
             }
             if sha != run.plan_sha256 {
                 return Err(format!(
-                    "journal {} belongs to another plan (SHA-256 {sha}); resume it with the plan it \
+                    "journal {} belongs to another plan (SHA-256 {}); resume it with the plan it \
                      was started with, or start a new journal for this plan",
-                    path.display()
+                    path.display(),
+                    short(&sha)
                 ));
             }
             if base_url != run.base_url {
                 return Err(format!(
-                    "journal {} ran against {base_url}, not {}",
+                    "journal {} ran against {}, not {}",
                     path.display(),
-                    printable(&run.base_url)
+                    bounded_to(&base_url, 200),
+                    bounded_to(&run.base_url, 200)
                 ));
             }
-        } else {
-            conn.execute_batch(include_str!("journal.sql"))
-                .map_err(&fail)?;
+            check_tables(&conn).map_err(|e| {
+                format!(
+                    "journal {} is damaged or was changed outside pc-upgrade: {e}",
+                    path.display()
+                )
+            })?;
+            check_customers(&conn, customers).map_err(|e| {
+                format!(
+                    "journal {} was changed outside pc-upgrade: {e}; apply acts only on the \
+                     customers its plan lists, as the journal recorded them",
+                    path.display()
+                )
+            })?;
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(&fail)?;
+        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })
+            .map_err(&fail)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(&fail)?;
+        if !existed {
+            // The schema, the run and the customers in one transaction: a run killed while
+            // creating the journal leaves an empty database, which the next run creates anew.
             let tx = conn.unchecked_transaction().map_err(&fail)?;
+            tx.execute_batch(include_str!("journal.sql"))
+                .map_err(&fail)?;
             tx.execute(
                 "INSERT INTO run (id, journal_version, plan_path, plan_sha256, plan_created_at, \
                  base_url, product_family, created_at) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -184,9 +240,9 @@ impl Journal {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 now(),
-                operator.user,
-                operator.tenant,
-                std::env::var("HOSTNAME").ok(),
+                operator.user.as_deref().map(bounded),
+                operator.tenant.as_deref().map(bounded),
+                std::env::var("HOSTNAME").ok().as_deref().map(bounded),
                 std::process::id(),
                 env!("CARGO_PKG_VERSION")
             ],
@@ -405,7 +461,7 @@ impl Journal {
             c.execute(
                 "UPDATE customers SET polls = polls + 1, upgrade_status = ?2, updated_at = ?3 \
                  WHERE customer_id = ?1",
-                params![customer.to_string(), status, at],
+                params![customer.to_string(), short(status), at],
             )
         })
     }
@@ -428,8 +484,10 @@ impl Journal {
             params![
                 customer.to_string(),
                 state,
-                printable(upgrade.status.as_str()),
-                error.and_then(|e| e.code.as_ref()).map(|c| c.to_string()),
+                short(upgrade.status.as_str()),
+                error
+                    .and_then(|e| e.code.as_ref())
+                    .map(|c| short(&c.to_string())),
                 error.and_then(|e| e.text()).map(bounded),
                 at
             ],
@@ -455,9 +513,11 @@ impl Journal {
                     source.and_then(|p| p.name.as_deref()).map(bounded),
                     target.and_then(|p| p.id.as_deref()).map(bounded),
                     target.and_then(|p| p.name.as_deref()).map(bounded),
-                    printable(line.status.as_str()),
+                    short(line.status.as_str()),
                     line.upgraded_date_text.as_deref().map(bounded),
-                    error.and_then(|e| e.code.as_ref()).map(|c| c.to_string()),
+                    error
+                        .and_then(|e| e.code.as_ref())
+                        .map(|c| short(&c.to_string())),
                     error.and_then(|e| e.text()).map(bounded),
                 ],
             )
@@ -487,7 +547,12 @@ impl Journal {
                 c.execute(
                     "UPDATE customers SET state = 'notEligible', reason = ?2, error_code = ?3, \
                      updated_at = ?4, finished_at = ?4 WHERE customer_id = ?1",
-                    params![customer.to_string(), reason.map(bounded), code, at],
+                    params![
+                        customer.to_string(),
+                        reason.map(bounded),
+                        code.as_deref().map(short),
+                        at
+                    ],
                 )
             },
         )
@@ -506,7 +571,13 @@ impl Journal {
             c.execute(
                 "UPDATE customers SET state = 'error', error_message = ?2, http_status = ?3, \
                  error_code = COALESCE(?4, error_code), updated_at = ?5 WHERE customer_id = ?1",
-                params![customer.to_string(), bounded(message), status, code, at],
+                params![
+                    customer.to_string(),
+                    bounded(message),
+                    status,
+                    code.as_deref().map(short),
+                    at
+                ],
             )
         })
     }
@@ -521,6 +592,94 @@ impl Journal {
             .map(|_| ())
             .map_err(self.fail())
     }
+}
+
+/// Every statement this file runs compiles against the journal's tables: a journal missing a
+/// table or a column is refused before anything is sent, not found out mid-run.
+fn check_tables(conn: &Connection) -> rusqlite::Result<()> {
+    for sql in [
+        "SELECT id, started_at, ended_at, operator, tenant, host, pid, version FROM sessions",
+        "SELECT customer_id, planned, state, upgrade_id, create_request_id, \
+         create_correlation_id, create_attempts, resumed, upgrade_status, polls, reason, \
+         error_code, error_message, http_status, started_at, updated_at, finished_at \
+         FROM customers",
+        "SELECT customer_id, seq, source_id, source_name, target_id, target_name, status, \
+         upgraded_date, error_code, error_description FROM line_items",
+        "SELECT id, at, session_id, customer_id, operation, request_id, correlation_id, \
+         http_status, attempts, state, detail FROM events",
+    ] {
+        conn.prepare(sql)?;
+    }
+    Ok(())
+}
+
+/// The journal's customers are exactly the plan's (by the text the journal writes), each in a
+/// state this version knows, and each that may have sent its create holds the `MS-RequestId`
+/// it was sent with: a row added, removed or edited by hand is refused, never acted on.
+fn check_customers(
+    conn: &Connection,
+    customers: &[(CustomerId, &'static str)],
+) -> Result<(), String> {
+    let sql = |e: rusqlite::Error| e.to_string();
+    let mut planned: HashSet<String> = customers.iter().map(|(c, _)| c.to_string()).collect();
+    let mut statement = conn
+        .prepare("SELECT customer_id, state, upgrade_id, create_request_id FROM customers")
+        .map_err(sql)?;
+    let mut rows = statement.query([]).map_err(sql)?;
+    let text = |row: &rusqlite::Row<'_>, i: usize| -> Result<Option<String>, String> {
+        Ok(match row.get_ref(i).map_err(sql)? {
+            rusqlite::types::ValueRef::Null => None,
+            rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            other => Some(format!("{other:?}")),
+        })
+    };
+    while let Some(row) = rows.next().map_err(sql)? {
+        let customer = text(row, 0)?.unwrap_or_default();
+        let shown = bounded_to(&customer, 100);
+        if !planned.remove(&customer) {
+            return Err(format!(
+                "it lists customer {shown}, which the plan does not"
+            ));
+        }
+        let state = text(row, 1)?.unwrap_or_default();
+        if !OPEN_STATES.contains(&state.as_str()) && !FINAL_STATES.contains(&state.as_str()) {
+            return Err(format!(
+                "customer {shown} is in state {}, which pc-upgrade never writes",
+                bounded_to(&state, 100)
+            ));
+        }
+        let upgrade = text(row, 2)?;
+        if let Some(upgrade) = &upgrade
+            && UpgradeId::parse(upgrade).is_err()
+        {
+            return Err(format!(
+                "customer {shown} follows upgrade {}, which is not a GUID",
+                bounded_to(upgrade, 100)
+            ));
+        }
+        // Past `pending` the create may have been sent: only its own MS-RequestId may send it
+        // again.
+        let request = text(row, 3)?;
+        let request_ok = request
+            .as_deref()
+            .is_some_and(|r| RequestId::parse(r).is_ok());
+        if OPEN_STATES.contains(&state.as_str())
+            && state != "pending"
+            && upgrade.is_none()
+            && !request_ok
+        {
+            return Err(format!(
+                "customer {shown} is in state {state} without the create's MS-RequestId"
+            ));
+        }
+    }
+    if let Some(missing) = planned.iter().next() {
+        return Err(format!(
+            "it lacks customer {missing}, whom the plan lists ({} missing in all)",
+            planned.len()
+        ));
+    }
+    Ok(())
 }
 
 /// `JOURNAL.lock` beside the journal, held for the life of the process.
@@ -542,5 +701,29 @@ fn lock_file(journal: &Path) -> Result<std::fs::File, String> {
             path.display()
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_text_is_printable_and_cut_with_a_mark() {
+        let cases = [
+            ("", 5, ""),
+            ("short", 5, "short"),
+            ("longer", 5, "longe…"),
+            ("a\u{1b}[2J", 100, "a\\u{1b}[2J"),
+            // The escape counts towards the bound: the cut may fall inside it.
+            ("\u{1b}\u{1b}", 8, "\\u{1b}\\u…"),
+            ("\u{202e}ünï", 3, "\\u{…"),
+            ("ünïcödé", 4, "ünïc…"),
+        ];
+        for (text, max, expected) in cases {
+            assert_eq!(bounded_to(text, max), expected, "{text:?} to {max}");
+        }
+        let huge = "x".repeat(1 << 20);
+        assert_eq!(bounded_to(&huge, 64).chars().count(), 65);
     }
 }
