@@ -395,3 +395,68 @@ async fn plan_refuses_a_line_over_4_kib_and_sends_nothing() {
     assert!(stderr(&output).contains("line 2"), "{}", stderr(&output));
     assert_eq!(mock.requests(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_keeps_server_reasons_and_codes_printable_and_bounded_on_stdout_and_in_the_plan() {
+    use partner_center_mock::{Outcome, Scenario};
+
+    // 30 customers refused, each with its own long reason and a textual code carrying escape
+    // sequences (all within the 64 KiB an error body is read to).
+    let hostile = |n: usize| {
+        format!(
+            "\u{1b}]0;owned\u{7}\u{1b}[2J\u{202e}{n} {}",
+            "spam ".repeat(4000)
+        )
+    };
+    let refused: Vec<uuid::Uuid> = (0..30).map(|_| uuid::Uuid::new_v4()).collect();
+    let mut scenario = Scenario::new();
+    for (n, id) in refused.iter().enumerate() {
+        scenario = scenario.with(
+            *id,
+            Outcome::NotEligible {
+                reason: Some(serde_json::json!(hostile(n))),
+                code: Some(serde_json::json!(format!("\u{1b}[31m{}", "9".repeat(5000)))),
+                status: Some(403),
+            },
+        );
+    }
+    let mock = crate::support::start_mock(MockConfig {
+        scenario: Some(scenario),
+        ..MockConfig::default()
+    })
+    .await;
+    let out = scratch().join("plan.json");
+    let ids: Vec<String> = refused.iter().map(ToString::to_string).collect();
+    let output = plan(
+        &mock,
+        &["--customers", "-", "--out", out.to_str().unwrap()],
+        Some(ids.join("\n")),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let text = stdout(&output);
+    for bad in ['\u{1b}', '\u{7}', '\u{202e}'] {
+        assert!(!text.contains(bad), "{bad:?} reached stdout");
+    }
+    assert!(text.contains("other reasons"), "{text}");
+    assert!(text.len() < 64 * 1024, "stdout: {} bytes", text.len());
+    let written = read_plan(&out);
+    assert_eq!(written["counts"]["notEligible"], 30);
+    let document = written.to_string();
+    assert!(
+        document.len() < 30 * 4 * 1024,
+        "the plan: {} bytes",
+        document.len()
+    );
+    for entry in with_outcome(&written, "notEligible") {
+        let reason = entry["reason"].as_str().unwrap();
+        assert!(reason.chars().count() <= 1001, "{}", reason.len());
+        assert!(!reason.contains('\u{1b}'), "{reason:?}");
+        let code = entry["code"].as_str().unwrap();
+        assert!(
+            code.chars().count() <= 65 && !code.contains('\u{1b}'),
+            "{code:?}"
+        );
+    }
+}

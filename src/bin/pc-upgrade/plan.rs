@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use futures_util::StreamExt;
 use partner_center_upgrades::{
-    Client, CustomerId, Eligibility, Error, ProductFamily, RequestIds, Response, UpgradeRequest,
-    printable,
+    Client, CustomerId, Eligibility, Error, ProductFamily, RequestIds, Response, ServiceErrorCode,
+    UpgradeRequest, printable,
 };
 use serde_json::{Value, json};
 
@@ -21,6 +21,29 @@ const MAX_INPUT_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_LINE_BYTES: usize = 4 * 1024;
 /// The plan file's format version.
 const PLAN_VERSION: u32 = 1;
+/// The longest reason or message kept per customer: the plan stays bounded whatever a server
+/// says.
+const MAX_TEXT_CHARS: usize = 1000;
+/// The longest textual error code kept.
+const MAX_CODE_CHARS: usize = 64;
+/// The most not-eligible reasons printed (the plan has them all).
+const MAX_REASONS_SHOWN: usize = 20;
+
+/// Server text as the plan keeps it: printable and bounded.
+fn text(value: &str) -> String {
+    super::journal::bounded_to(value, MAX_TEXT_CHARS)
+}
+
+/// An error code as the plan keeps it: a number as it is, text printable and bounded.
+fn code(code: &ServiceErrorCode) -> Value {
+    match code {
+        ServiceErrorCode::Number(n) => json!(n),
+        other => json!(super::journal::bounded_to(
+            &other.to_string(),
+            MAX_CODE_CHARS
+        )),
+    }
+}
 
 #[derive(Args)]
 pub struct PlanArgs {
@@ -157,7 +180,7 @@ fn classify(customer: CustomerId, answer: Result<Response<Eligibility>, Error>) 
                 json["upgradeId"] = json!(id.to_string());
             }
             if let Some(reason) = &answer.reason {
-                json["reason"] = json!(printable(reason));
+                json["reason"] = json!(text(reason));
             }
             if answer.is_eligible {
                 Outcome::Eligible
@@ -176,15 +199,15 @@ fn classify(customer: CustomerId, answer: Result<Response<Eligibility>, Error>) 
                 // Partner Center refusing the check for this customer (no Azure
                 // subscriptions, 900108, say) is an answer about the customer.
                 Some(service) if error.status() == Some(403) => {
-                    json["reason"] = json!(printable(&service.description));
-                    json["code"] = json!(service.code);
+                    json["reason"] = json!(text(&service.description));
+                    json["code"] = code(&service.code);
                     Outcome::NotEligible
                 }
                 service => {
                     if let Some(service) = service {
-                        json["code"] = json!(service.code);
+                        json["code"] = code(&service.code);
                     }
-                    json["message"] = json!(printable(&super::report(&error)));
+                    json["message"] = json!(text(&super::report(&error)));
                     Outcome::Error
                 }
             }
@@ -256,14 +279,14 @@ fn print_counts(counts: &Value, entries: &[Entry], out: &Path) {
     for outcome in Outcome::ALL {
         println!("{}: {}", outcome.label(), counts[outcome.key()]);
         if outcome == Outcome::NotEligible {
-            for item in counts["notEligibleReasons"]
+            let reasons = counts["notEligibleReasons"]
                 .as_array()
-                .into_iter()
-                .flatten()
-            {
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for item in reasons.iter().take(MAX_REASONS_SHOWN) {
                 let code = item["code"]
                     .as_str()
-                    .map(|c| format!(" (code {c})"))
+                    .map(|c| format!(" (code {})", printable(c)))
                     .unwrap_or_default();
                 let reason = item["reason"].as_str().unwrap_or_default();
                 let reason = if reason.is_empty() {
@@ -272,6 +295,12 @@ fn print_counts(counts: &Value, entries: &[Entry], out: &Path) {
                     reason
                 };
                 println!("  {:>5}  {}{}", item["count"], printable(reason), code);
+            }
+            if reasons.len() > MAX_REASONS_SHOWN {
+                println!(
+                    "  ... and {} other reasons (the plan lists them all)",
+                    reasons.len() - MAX_REASONS_SHOWN
+                );
             }
         }
     }
