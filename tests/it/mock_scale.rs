@@ -720,7 +720,10 @@ async fn a_scenario_file_sets_the_outcomes_of_a_start_upgrade() {
 async fn the_ledger_counts_created_upgrades_followed_and_reads_that_named_their_customer() {
     let mock = crate::support::default_mock().await;
     let client = crate::support::mock_client(&mock);
-    let (followed, ignored) = (crate::support::new_customer(), crate::support::new_customer());
+    let (followed, ignored) = (
+        crate::support::new_customer(),
+        crate::support::new_customer(),
+    );
     let request = partner_center_upgrades::UpgradeRequest::azure(followed);
     let id = client.create_upgrade(&request).await.unwrap().into_inner();
     client
@@ -734,5 +737,9 @@ async fn the_ledger_counts_created_upgrades_followed_and_reads_that_named_their_
 
     let totals = mock.ledger().totals;
     assert_eq!((totals.created, totals.followed), (2, 1), "{totals:?}");
-    assert_eq!((totals.reads_of_held, totals.reads_of_held_ok), (3, 2), "{totals:?}");
+    assert_eq!(
+        (totals.reads_of_held, totals.reads_of_held_ok),
+        (3, 2),
+        "{totals:?}"
+    );
 }

@@ -9,7 +9,6 @@
 //! ids) are in `spec_rules`, because the pinned Redocly release does not resolve a step's or a
 //! link's operation id.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -105,26 +104,12 @@ pub fn respect(root: &Path) -> Row {
     };
     let cases = cases();
     let under_way = cases[2].1;
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return Row::new(check, 1, vec![e.to_string()], Default::default()),
-    };
-    let mock = match runtime.block_on(partner_center_mock::start(
-        MockConfig {
-            scenario: Some(Scenario::new().with(under_way, Outcome::UnderWay)),
-            ..MockConfig::default()
-        },
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )) {
-        Ok(mock) => mock,
-        Err(e) => {
-            return Row::new(
-                check,
-                1,
-                vec![format!("cannot start the embedded mock: {e}")],
-                Default::default(),
-            );
-        }
+    let (_runtime, mock) = match crate::mock::embedded(MockConfig {
+        scenario: Some(Scenario::new().with(under_way, Outcome::UnderWay)),
+        ..MockConfig::default()
+    }) {
+        Ok(embedded) => embedded,
+        Err(e) => return Row::new(check, 1, vec![e], Default::default()),
     };
     let work = root.join("target").join("respect");
     let _ = std::fs::create_dir_all(&work);

@@ -326,13 +326,7 @@ fn recordings(root: &Path, spec_path: &Path, directory: &Path, strict: bool) -> 
 
 /// Runs `f` with the URL and token of an embedded mock running on its own runtime thread.
 fn with_mock<T>(f: impl FnOnce(&str, &str) -> T) -> Result<T, String> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let mock = runtime
-        .block_on(partner_center_mock::start(
-            partner_center_mock::MockConfig::default(),
-            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        ))
-        .map_err(|e| format!("cannot start the embedded mock: {e}"))?;
+    let (_runtime, mock) = crate::mock::embedded(partner_center_mock::MockConfig::default())?;
     Ok(f(&mock.url(), mock.token()))
 }
 

@@ -400,23 +400,9 @@ pub fn schemathesis_stateful(root: &Path, examples: u32, seed: u64) -> Row {
         Ok(program) => program,
         Err(why) => return Row::skipped(check, why),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => return Row::new(check, 1, vec![e.to_string()], Duration::ZERO),
-    };
-    let mock = match runtime.block_on(partner_center_mock::start(
-        partner_center_mock::MockConfig::default(),
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-    )) {
-        Ok(mock) => mock,
-        Err(e) => {
-            return Row::new(
-                check,
-                1,
-                vec![format!("cannot start the embedded mock: {e}")],
-                Duration::ZERO,
-            );
-        }
+    let (_runtime, mock) = match crate::mock::embedded(partner_center_mock::MockConfig::default()) {
+        Ok(embedded) => embedded,
+        Err(e) => return Row::new(check, 1, vec![e], Duration::ZERO),
     };
     let work = root.join("target").join("schemathesis-stateful");
     let _ = std::fs::create_dir_all(&work);

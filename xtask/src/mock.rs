@@ -270,6 +270,21 @@ pub fn run(options: &Options) -> Result<bool, String> {
     })
 }
 
+/// The mock with `config` on a free loopback port, and the runtime that serves it (keep both
+/// while it is used): what the xtask's checks run against.
+pub fn embedded(
+    config: MockConfig,
+) -> Result<(tokio::runtime::Runtime, partner_center_mock::RunningMock), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let mock = runtime
+        .block_on(partner_center_mock::start(
+            config,
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        ))
+        .map_err(|e| format!("cannot start the embedded mock: {e}"))?;
+    Ok((runtime, mock))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

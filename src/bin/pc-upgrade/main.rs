@@ -268,25 +268,19 @@ async fn apply_command(global: &Global, args: apply::ApplyArgs, output: Output) 
         }
     };
     // Who: the journal's audit trail names the signed-in user when the token says.
-    let claims = match tokens.token().await {
+    let claims = match sign_in::current_token(tokens.as_ref()).await {
         Ok(token) => sign_in::claims(token.expose()).ok(),
-        Err(e) => {
-            eprintln!("error: {}", printable(&e.to_string()));
-            return if e.is_sign_in_again() {
-                exit::SIGN_IN_AGAIN
-            } else {
-                exit::SERVICE_ERROR
-            };
-        }
-    };
-    let claim = |keys: &[&str]| {
-        claims
-            .as_ref()
-            .and_then(|c| keys.iter().find_map(|k| c[*k].as_str()).map(printable))
+        Err(code) => return code,
     };
     let operator = journal::Operator {
-        user: claim(&["upn", "preferred_username", "unique_name", "email", "oid"]),
-        tenant: claim(&["tid"]),
+        user: claims
+            .as_ref()
+            .and_then(|c| sign_in::user(c).or_else(|| c["oid"].as_str()))
+            .map(printable),
+        tenant: claims
+            .as_ref()
+            .and_then(|c| c["tid"].as_str())
+            .map(printable),
     };
     let code = apply::apply(&client, operator, args, output).await;
     if let Some(problem) = client.recording_error() {

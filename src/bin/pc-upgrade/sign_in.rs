@@ -267,6 +267,27 @@ pub fn problems(claims: &Value, now: i64) -> Vec<String> {
 }
 
 /// `pc-upgrade whoami`.
+/// A token from `tokens`; when there is none, says why on stderr and gives the exit code.
+pub async fn current_token(
+    tokens: &dyn TokenProvider,
+) -> Result<partner_center_upgrades::AccessToken, u8> {
+    tokens.token().await.map_err(|e| {
+        eprintln!("error: {}", printable(&e.to_string()));
+        if e.is_sign_in_again() {
+            exit::SIGN_IN_AGAIN
+        } else {
+            exit::SERVICE_ERROR
+        }
+    })
+}
+
+/// The signed-in user a token's claims name, if any.
+pub fn user(claims: &Value) -> Option<&str> {
+    ["upn", "preferred_username", "unique_name", "email"]
+        .iter()
+        .find_map(|k| claims[*k].as_str())
+}
+
 pub async fn whoami(global: &Global, output: Output) -> u8 {
     let tokens = match tokens(global) {
         Ok(tokens) => tokens,
@@ -275,16 +296,9 @@ pub async fn whoami(global: &Global, output: Output) -> u8 {
             return exit::USAGE;
         }
     };
-    let token = match tokens.token().await {
+    let token = match current_token(tokens.as_ref()).await {
         Ok(token) => token,
-        Err(e) => {
-            eprintln!("error: {}", printable(&e.to_string()));
-            return if e.is_sign_in_again() {
-                exit::SIGN_IN_AGAIN
-            } else {
-                exit::SERVICE_ERROR
-            };
-        }
+        Err(code) => return code,
     };
     let claims = match claims(token.expose()) {
         Ok(claims) => claims,
@@ -295,9 +309,7 @@ pub async fn whoami(global: &Global, output: Output) -> u8 {
     };
     let now = chrono::Utc::now().timestamp();
     let problems = problems(&claims, now);
-    let user = ["upn", "preferred_username", "unique_name", "email"]
-        .iter()
-        .find_map(|k| claims[*k].as_str());
+    let user = user(&claims);
     let summary = json!({
         "audience": claims["aud"], "tenant": claims["tid"], "user": user,
         "scopes": claims["scp"], "roles": claims["roles"], "amr": claims["amr"],
