@@ -1026,3 +1026,78 @@ async fn no_token_reaches_the_journal_report_recordings_traces_or_terminal() {
         }
     }
 }
+
+/// Waits until `journal` follows at least one upgrade: the run that writes it is in its loop.
+async fn until_following(journal: &Path) {
+    let following = || {
+        journal.exists()
+            && rusqlite::Connection::open_with_flags(
+                journal,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM customers WHERE state = 'following'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|n| n > 0)
+    };
+    let mut waited = Duration::ZERO;
+    while !following() {
+        assert!(waited < Duration::from_secs(60), "no upgrade followed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_names_sqlite_reads_specially_are_files_and_a_symlink_shares_the_lock() {
+    let mock = crate::support::start_mock(MockConfig {
+        polls_to_complete: 40,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = scratch();
+    let book: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let plan = make_plan(&mock, &dir, &book).await;
+
+    // No name: SQLite would make a temporary database, gone with the process.
+    let before = mock.requests();
+    let output = run(&mock, &apply_args(&plan, Path::new(""))).await;
+    assert_refused(&output, &mock, before, "an empty journal name");
+
+    // A second apply on the same journal through a symbolic link waits for no lock of its
+    // own: the lock is the journal file's, however it is named.
+    let journal = dir.join("journal.db");
+    let link = dir.join("link.db");
+    let mut first = command(&mock, &apply_args(&plan, &journal))
+        .spawn()
+        .unwrap();
+    until_following(&journal).await;
+    std::os::unix::fs::symlink(&journal, &link).unwrap();
+    let second = run(&mock, &apply_args(&plan, &link)).await;
+    let stderr = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("another pc-upgrade apply"), "{stderr}");
+    let status = tokio::task::spawn_blocking(move || first.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_journal_agrees_with_ledger(&journal, &mock, &[]);
+
+    // `:memory:` is a file name like any other: the journal is on disk, and resumable.
+    let mock = crate::support::default_mock().await;
+    let plan = make_plan(&mock, &dir, &book).await;
+    let mut apply = command(&mock, &apply_args(&plan, Path::new(":memory:")));
+    apply.current_dir(&dir);
+    let output = tokio::task::spawn_blocking(move || apply.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let memory = dir.join(":memory:");
+    assert!(memory.is_file(), "the journal is a file");
+    assert_journal_agrees_with_ledger(&memory, &mock, &[]);
+    assert!(dir.join(":memory:.report").join("report.html").is_file());
+}

@@ -124,14 +124,8 @@ impl Journal {
                 path.display()
             )
         };
-        // The bundled SQLite reads a name starting with `file:` as a URI; a relative path is
-        // made explicit so it always names the file.
-        let file_path = if path.to_str().is_some_and(|p| p.starts_with("file:")) {
-            Path::new(".").join(path)
-        } else {
-            path.to_owned()
-        };
-        if path.exists() && !path.is_file() {
+        let file_path = sqlite_path(path);
+        if file_path.exists() && !file_path.is_file() {
             return Err(not_journal());
         }
         let conn = Connection::open(&file_path).map_err(&fail)?;
@@ -682,9 +676,36 @@ fn check_customers(
     Ok(())
 }
 
-/// `JOURNAL.lock` beside the journal, held for the life of the process.
+/// `path` as SQLite must be given it to name that file: SQLite reads `:memory:`, an empty name
+/// and a name starting with `file:` as something other than a file, so a relative path is
+/// made explicit (`./:memory:` is a file).
+pub fn sqlite_path(path: &Path) -> PathBuf {
+    if path.is_relative() {
+        Path::new(".").join(path)
+    } else {
+        path.to_owned()
+    }
+}
+
+/// `JOURNAL.lock` beside the journal's real file (symbolic links followed), so that every name
+/// of one journal shares one lock; held for the life of the process.
 fn lock_file(journal: &Path) -> Result<std::fs::File, String> {
-    let mut name = journal.as_os_str().to_owned();
+    let real = match std::fs::canonicalize(journal) {
+        Ok(real) => real,
+        Err(_) => {
+            let name = journal
+                .file_name()
+                .ok_or_else(|| format!("{} is not a file name", journal.display()))?;
+            let parent = journal
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::canonicalize(parent)
+                .map_err(|e| format!("cannot use the folder of {}: {e}", journal.display()))?
+                .join(name)
+        }
+    };
+    let mut name = real.into_os_string();
     name.push(".lock");
     let path = PathBuf::from(name);
     let file = std::fs::OpenOptions::new()

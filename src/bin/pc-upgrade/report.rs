@@ -288,13 +288,9 @@ fn open_journal(path: &Path) -> Result<Connection, String> {
     if !metadata.is_file() {
         return Err(format!("{name} is not a file, so not a pc-upgrade journal"));
     }
-    // The bundled SQLite reads a name starting with `file:` as a URI; a relative path is made
-    // explicit so it always names the file.
-    let path = if path.to_str().is_some_and(|p| p.starts_with("file:")) {
-        Path::new(".").join(path)
-    } else {
-        path.to_owned()
-    };
+    // The bundled SQLite reads `:memory:` and a name starting with `file:` as something other
+    // than a file; a relative path is made explicit so it always names the file.
+    let path = super::journal::sqlite_path(path);
     let conn = Connection::open_with_flags(
         &path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
