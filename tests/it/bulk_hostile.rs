@@ -1101,3 +1101,33 @@ async fn journal_names_sqlite_reads_specially_are_files_and_a_symlink_shares_the
     assert_journal_agrees_with_ledger(&memory, &mock, &[]);
     assert!(dir.join(":memory:.report").join("report.html").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_access_token_stops_the_run_at_the_first_401_not_after_the_whole_book() {
+    let mock = crate::support::default_mock().await;
+    let dir = scratch();
+    let book: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    let plan = make_plan(&mock, &dir, &book).await;
+    let journal = dir.join("journal.db");
+    let mut args = apply_args(&plan, &journal);
+    let at = args.iter().position(|a| *a == "--concurrency").unwrap();
+    args[at + 1] = "1";
+    let mut apply = command(&mock, &args);
+    apply.env("PARTNER_CENTER_TOKEN", "not-the-token");
+    let before = mock.requests();
+    let output = tokio::task::spawn_blocking(move || apply.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert_eq!(
+        mock.requests() - before,
+        1,
+        "one call, not one per customer: {stderr}"
+    );
+    // The same command with the right token resumes and finishes.
+    let output = run(&mock, &args).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_journal_agrees_with_ledger(&journal, &mock, &[]);
+}

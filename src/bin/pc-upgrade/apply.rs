@@ -758,6 +758,19 @@ fn failed(
         }
         _ => {}
     }
+    let code = error.service_error().map(|s| s.code.to_string());
+    if error.status() == Some(401) {
+        // The token, not this customer: every other call would be refused the same way (the
+        // client already renewed a token that said it expired).
+        journal.error(customer, &message, error.status(), code)?;
+        tally.errors += 1;
+        eprintln!(
+            "error: {}; Partner Center refused the access token (HTTP 401), so the run stops \
+             here; run the same command once signed in again",
+            bounded_to(&message, 2000)
+        );
+        return Ok(Some(exit::SERVICE_ERROR));
+    }
     let item = &mut items[index];
     if RetryPolicy::is_retryable(Failure::of(error)) && item.retries < args.customer_retries {
         item.retries += 1;
@@ -765,7 +778,6 @@ fn failed(
         due.push(Reverse((later(Instant::now(), wait), job)));
         return Ok(None);
     }
-    let code = error.service_error().map(|s| s.code.to_string());
     journal.error(customer, &message, error.status(), code)?;
     tally.errors += 1;
     Ok(None)
