@@ -62,7 +62,7 @@ pub struct Options {
     /// Device-code polls answered authorization_pending before the sign-in completes.
     #[arg(long, default_value_t = 1)]
     pub pending_polls: u32,
-    /// Outcomes per customer, a JSON file: {"customers": {"<guid>": {"outcome": "notEligible",
+    /// Outcomes per customer, a JSON file: {"customers": {"GUID": {"outcome": "notEligible",
     /// "reason": "...", "code": 900108, "status": 403} | {"outcome": "underWay"} |
     /// {"outcome": "failsAtPoll", "poll": 3, "code": 900120, "description": "..."} |
     /// {"outcome": "slow", "polls": 20, "delayMs": 200}}}. Refused at start if the spec would
