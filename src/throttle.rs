@@ -58,6 +58,36 @@ pub struct ThrottleConfig {
     pub max_pause: Duration,
 }
 
+impl ThrottleConfig {
+    /// The configuration with every bound usable: a rate that is not a positive finite number
+    /// falls back to the default's, `max_rate` is at least `min_rate`, the share is within
+    /// 0 to 1. (Its fields are public; the controller must not panic on a crossed pair.)
+    fn sane(self) -> ThrottleConfig {
+        let defaults = ThrottleConfig::default();
+        let positive = |r: f64, fallback: f64| {
+            if r.is_finite() && r > 0.0 {
+                r
+            } else {
+                fallback
+            }
+        };
+        let min_rate = positive(self.min_rate, defaults.min_rate);
+        let max_rate = positive(self.max_rate, defaults.max_rate).max(min_rate);
+        let poll_share = if self.poll_share.is_finite() {
+            self.poll_share.clamp(0.0, 1.0)
+        } else {
+            defaults.poll_share
+        };
+        ThrottleConfig {
+            initial_rate: self.initial_rate.filter(|r| r.is_finite() && *r > 0.0),
+            min_rate,
+            max_rate,
+            poll_share,
+            max_pause: self.max_pause,
+        }
+    }
+}
+
 impl Default for ThrottleConfig {
     fn default() -> Self {
         ThrottleConfig {
@@ -162,6 +192,7 @@ pub struct RateController {
 impl RateController {
     /// A controller that starts at `now`.
     pub fn new(config: ThrottleConfig, now: f64) -> Self {
+        let config = config.sane();
         let rate = config
             .initial_rate
             .map(|r| r.clamp(config.min_rate, config.max_rate));
@@ -740,6 +771,33 @@ mod tests {
         assert!((0.08..0.12).contains(&c.stats().noise), "{:?}", c.stats());
         assert!(rate >= 0.8 * 300.0, "rate {rate:.0}/s, {:?}", c.stats());
         assert!(share <= 0.02, "throttled share {share:.3}, {:?}", c.stats());
+    }
+
+    #[test]
+    fn a_crossed_or_nonsense_configuration_is_made_usable_not_a_panic() {
+        for config in [
+            ThrottleConfig {
+                max_rate: 0.1,
+                initial_rate: Some(1.0),
+                ..ThrottleConfig::default()
+            },
+            ThrottleConfig {
+                min_rate: f64::NAN,
+                max_rate: f64::INFINITY,
+                poll_share: f64::NAN,
+                initial_rate: Some(-3.0),
+                ..ThrottleConfig::default()
+            },
+        ] {
+            let mut c = RateController::new(config, 0.0);
+            for i in 0..3000 {
+                let t = f64::from(i) * 0.001;
+                let _ = c.try_acquire(Lane::Polls, t);
+                c.observe(i % 2 == 0, Some(Duration::from_millis(10)), t);
+            }
+            let rate = c.stats().rate.unwrap();
+            assert!(rate.is_finite() && rate > 0.0, "{rate}");
+        }
     }
 
     #[test]

@@ -106,6 +106,7 @@ impl ClientHooks<CallContext> for generated::Client {
         if cut {
             context.too_large.store(true, Ordering::Relaxed);
         }
+        let body = without_token(body, &context.authorization);
         if let (Some(recorder), Some(sent)) = (&context.recorder, sent) {
             let secret = String::from_utf8_lossy(context.authorization.as_bytes());
             recorder.write(
@@ -122,6 +123,23 @@ impl ClientHooks<CallContext> for generated::Client {
         *answer.version_mut() = version;
         *answer.headers_mut() = headers;
         Ok(reqwest::Response::from(answer))
+    }
+}
+
+/// The answer with every copy of the token it was sent with replaced: a server that echoes the
+/// token (in an error's description, a reason) must not put it into an error, a journal or a
+/// report. A body that is not UTF-8 is kept as it is: it cannot be parsed, and what is printed
+/// of it goes through `from_utf8_lossy` (where a token would be as plain as here; such a body
+/// is a broken server's, kept only as an error's raw bytes).
+fn without_token(body: Bytes, authorization: &http::HeaderValue) -> Bytes {
+    let value = authorization.to_str().unwrap_or_default();
+    let token = value.strip_prefix("Bearer ").unwrap_or(value);
+    match std::str::from_utf8(&body) {
+        // Shorter "tokens" are a test's, and would match ordinary text.
+        Ok(text) if token.len() >= 8 && text.contains(token) => {
+            Bytes::from(text.replace(token, "[REDACTED]"))
+        }
+        _ => body,
     }
 }
 
@@ -150,6 +168,23 @@ where
 mod tests {
     use super::*;
     use reqwest::header::HeaderName;
+
+    #[test]
+    fn an_answer_that_echoes_the_token_is_read_without_it() {
+        let header = http::HeaderValue::from_static("Bearer eyJhbGciOi.secret-value.sig");
+        let body = Bytes::from_static(
+            br#"{"code":900100,"description":"bad request from Bearer eyJhbGciOi.secret-value.sig"}"#,
+        );
+        let read = without_token(body, &header);
+        let text = std::str::from_utf8(&read).unwrap();
+        assert!(!text.contains("secret-value"), "{text}");
+        assert!(
+            text.contains("bad request from Bearer [REDACTED]"),
+            "{text}"
+        );
+        let plain = Bytes::from_static(b"{\"ok\":true}");
+        assert_eq!(without_token(plain.clone(), &header), plain);
+    }
 
     #[test]
     fn the_token_goes_only_to_the_configured_origin_and_api_version_is_removed() {

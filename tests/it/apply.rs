@@ -451,3 +451,33 @@ async fn a_long_apply_renews_its_tokens_and_never_sends_an_expired_one() {
         );
     }
 }
+
+/// An upgrade polled ten times in the same status leaves one event per status change, while
+/// the customer's row counts every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_keeps_each_change_of_status_not_every_poll() {
+    let mock = crate::support::start_mock(MockConfig {
+        polls_to_complete: 10,
+        ..MockConfig::default()
+    })
+    .await;
+    let dir = scratch();
+    let plan = make_plan(&mock, &dir, &[Uuid::new_v4()]).await;
+    let journal = dir.join("journal.db");
+    let output = run(&mock, &apply_args(&plan, &journal)).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    let polls: i64 = conn
+        .query_row("SELECT polls FROM customers", [], |r| r.get(0))
+        .unwrap();
+    let poll_events: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE operation = 'getUpgradeStatus'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(polls, 10);
+    assert_eq!(poll_events, 2, "InProgress once, then Completed");
+}

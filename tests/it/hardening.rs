@@ -560,3 +560,51 @@ async fn a_409_then_an_eligible_answer_naming_an_old_upgrade_is_the_conflict() {
 
     assert_eq!(error.status(), Some(409), "{error}");
 }
+
+/// A server that echoes the caller's token (in an error's description, in a not-eligible
+/// reason) does not get it into the error, its raw body, the answer or a call report: the
+/// transport reads every answer without it.
+#[tokio::test]
+async fn a_server_echoing_the_token_does_not_get_it_into_errors_answers_or_reports() {
+    let server = MockServer::start().await;
+    let echo = format!("request from Bearer {}", support::TOKEN);
+    Mock::given(method("POST"))
+        .and(path("/v1/productUpgrades/eligibility"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "customerId": CUSTOMER, "productFamily": "Azure", "isEligible": false, "reason": echo,
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/productUpgrades"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 900100, "description": echo, "data": [], "source": "PartnerFD",
+        })))
+        .mount(&server)
+        .await;
+    let client = support::client(&server);
+
+    let answer = client
+        .check_eligibility(&support::azure_request())
+        .await
+        .unwrap();
+    let reason = answer.value().reason.clone().unwrap();
+    let error = client
+        .create_upgrade(&support::azure_request())
+        .await
+        .unwrap_err();
+    let report = partner_center_upgrades::CallReport::of_error(&error);
+
+    let seen = [
+        reason,
+        error.to_string(),
+        format!("{error:?}"),
+        String::from_utf8_lossy(error.raw_body().unwrap_or_default()).into_owned(),
+        error.service_error().unwrap().description.clone(),
+        report.detail,
+    ];
+    for text in &seen {
+        assert!(!text.contains(support::TOKEN), "the token leaked: {text}");
+    }
+    assert!(seen[0].contains("[REDACTED]"), "{}", seen[0]);
+}

@@ -451,13 +451,37 @@ impl Journal {
         status: &str,
     ) -> Result<(), String> {
         let at = now();
-        self.change(customer, Some(call), "following", None, |c| {
+        let status = short(status);
+        let previous: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT upgrade_status FROM customers WHERE customer_id = ?1",
+                [customer.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.fail())?
+            .flatten();
+        let update = |c: &Connection| {
             c.execute(
                 "UPDATE customers SET polls = polls + 1, upgrade_status = ?2, updated_at = ?3 \
                  WHERE customer_id = ?1",
-                params![customer.to_string(), short(status), at],
+                params![customer.to_string(), status, at],
             )
-        })
+        };
+        // The audit trail keeps each change of status, not every poll: an upgrade polled every
+        // 30 s for a day would add thousands of identical rows per customer.
+        if previous.as_deref() == Some(status.as_str()) {
+            return update(&self.conn)
+                .map_err(self.fail())
+                .and_then(|n| match n {
+                    1 => Ok(()),
+                    _ => Err(format!(
+                        "journal: customer {customer} is not in the journal"
+                    )),
+                });
+        }
+        self.change(customer, Some(call), "following", None, update)
     }
 
     /// The upgrade is over: its final state and line items.
