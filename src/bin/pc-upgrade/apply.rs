@@ -67,7 +67,8 @@ pub struct ApplyArgs {
     /// Apply the plan however old it is
     #[arg(long)]
     ignore_plan_age: bool,
-    /// Time between status polls of one upgrade, unless Partner Center says otherwise
+    /// Time between status polls of one upgrade, unless Partner Center says otherwise (at most
+    /// 24h)
     #[arg(long, default_value = "30s", value_parser = poll_interval)]
     poll_interval: Duration,
     /// Stop following an upgrade after this long in this session (it goes on; a resume
@@ -82,7 +83,7 @@ pub struct ApplyArgs {
     /// first throttling]
     #[arg(long)]
     initial_rate: Option<f64>,
-    /// Never send more than this many requests per second
+    /// Never send more than this many requests per second (at least 0.5)
     #[arg(long, default_value_t = 1000.0)]
     max_rate: f64,
     /// The share of the rate status polls may use while starts are under way
