@@ -148,16 +148,21 @@ pub fn respect(root: &Path) -> Row {
             )),
             Err(e) => failures.push(format!("cannot run {}: {e}", program.display())),
         }
-        let created = mock
-            .ledger()
-            .customers
-            .iter()
-            .find(|c| c.customer_id == *customer)
-            .map_or(0, |c| c.created);
+        let ledger = mock.ledger();
+        let entry = ledger.customers.iter().find(|c| c.customer_id == *customer);
+        let created = entry.map_or(0, |c| c.created);
         let expected = u64::from(index == 0);
         if created != expected {
             failures.push(format!(
                 "the mock made {created} upgrades for this customer, not {expected}"
+            ));
+        }
+        // Respect succeeds on any `end`: the eligible and the under-way runs must also have
+        // polled their upgrade to `Completed` (the not-eligible branch ends them early).
+        let status = entry.and_then(|c| c.latest_status);
+        if index != 1 && status != Some("Completed") {
+            failures.push(format!(
+                "the customer's upgrade was not followed to Completed (its status: {status:?})"
             ));
         }
         results.push(CaseResult {

@@ -170,21 +170,34 @@ pub fn diff_workflows(old: Option<&Value>, new: Option<&Value>) -> Vec<Finding> 
                 "requestBody",
             ] {
                 if old_step[field] != new_step[field] {
-                    let removed = old_step[field].as_array().is_some_and(|o| {
-                        o.iter()
-                            .any(|x| !new_step[field].as_array().is_some_and(|n| n.contains(x)))
-                    });
+                    // A field that was absent is an empty list when it becomes one.
+                    let none = Vec::new();
+                    let old_list = match &old_step[field] {
+                        Value::Null if new_step[field].is_array() => Some(&none),
+                        other => other.as_array(),
+                    };
+                    // Actions are tried in order, the first whose criteria match is taken: one
+                    // moved or inserted before others changes the branch taken, so only entries
+                    // appended keep the old branches. Criteria and parameters are sets.
+                    let ordered = field == "onSuccess" || field == "onFailure";
+                    let kept = match (old_list, new_step[field].as_array()) {
+                        (Some(o), Some(n)) if ordered => n.starts_with(o),
+                        (Some(o), Some(n)) => o.iter().all(|x| n.contains(x)),
+                        _ => false,
+                    };
                     push(
                         at.clone(),
                         format!(
                             "{field} changed{}",
-                            if removed {
-                                " (an entry removed or altered)"
-                            } else {
+                            if kept {
                                 " (entries added)"
+                            } else if ordered {
+                                " (an entry removed, altered or moved)"
+                            } else {
+                                " (an entry removed or altered)"
                             }
                         ),
-                        removed || !old_step[field].is_array(),
+                        !kept,
                     );
                 }
             }
@@ -196,6 +209,21 @@ pub fn diff_workflows(old: Option<&Value>, new: Option<&Value>) -> Vec<Finding> 
         }
         for step in new_steps.keys().filter(|s| !old_steps.contains_key(*s)) {
             push(format!("{at}, step {step}"), "step added".into(), false);
+        }
+        // A step without a `goto` goes on to the next one in the list: the kept steps must keep
+        // their order.
+        let order = |flow: &Value, others: &std::collections::BTreeMap<String, Value>| {
+            flow["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["stepId"].as_str())
+                .filter(|s| others.contains_key(*s))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        if order(old_flow, &new_steps) != order(new_flow, &old_steps) {
+            push(at.clone(), "steps reordered".into(), true);
         }
         for (name, _) in old_flow["outputs"].as_object().into_iter().flatten() {
             if new_flow["outputs"].get(name).is_none() {
@@ -218,6 +246,19 @@ pub fn diff_workflows(old: Option<&Value>, new: Option<&Value>) -> Vec<Finding> 
     }
     for id in new_flows.keys().filter(|id| !old_flows.contains_key(*id)) {
         push(format!("workflow {id}"), "workflow added".into(), false);
+    }
+    // Whatever the rules above do not classify (descriptions, input schemas, output values,
+    // source descriptions) still changes the published document: it asks for a new version.
+    if findings.is_empty() && old != new {
+        findings.push(Finding {
+            path: "workflow document".into(),
+            message: "the workflow changed where no rule classifies it (documentation, inputs, \
+                      output values or sources): compatible, published under a new version"
+                .into(),
+            breaks_clients: false,
+            breaks_servers: false,
+            found_by: "workflow rule",
+        });
     }
     findings.sort();
     findings
@@ -1150,5 +1191,69 @@ mod tests {
         let first = diff_workflows(None, Some(&base));
         assert!(first.iter().all(|f| !f.breaks_clients) && first[0].message == "workflow added");
         assert!(diff_workflows(Some(&base), Some(&base)).is_empty());
+    }
+
+    #[test]
+    fn a_list_a_step_did_not_have_added_is_compatible_and_actions_moved_break_clients() {
+        let plain = json!({ "stepId": "one", "operationId": "makeThing" });
+        let mut with_failure = plain.clone();
+        with_failure["onFailure"] = json!([{ "name": "again", "type": "retry" }]);
+        let added = diff_workflows(
+            Some(&workflow(json!([plain]))),
+            Some(&workflow(json!([with_failure.clone()]))),
+        );
+        assert!(
+            !added.is_empty() && added.iter().all(|f| !f.breaks_clients),
+            "{added:?}"
+        );
+
+        let (a, b) = (
+            json!({ "name": "a", "type": "end", "criteria": [{ "condition": "$statusCode == 200" }] }),
+            json!({ "name": "b", "type": "goto", "stepId": "one" }),
+        );
+        let mut first = with_failure.clone();
+        first["onSuccess"] = json!([a.clone(), b.clone()]);
+        let mut swapped = first.clone();
+        swapped["onSuccess"] = json!([b.clone(), a.clone()]);
+        let moved = diff_workflows(
+            Some(&workflow(json!([first.clone()]))),
+            Some(&workflow(json!([swapped]))),
+        );
+        assert!(
+            moved
+                .iter()
+                .any(|f| f.message.contains("onSuccess") && f.breaks_clients),
+            "{moved:?}"
+        );
+        let mut appended = first.clone();
+        appended["onSuccess"] = json!([a, b.clone(), b]);
+        let appended = diff_workflows(
+            Some(&workflow(json!([first]))),
+            Some(&workflow(json!([appended]))),
+        );
+        assert!(
+            !appended.is_empty() && appended.iter().all(|f| !f.breaks_clients),
+            "{appended:?}"
+        );
+    }
+
+    #[test]
+    fn steps_reordered_break_clients_and_unclassified_changes_still_count() {
+        let one = json!({ "stepId": "one", "operationId": "makeThing", "outputs": { "x": "$statusCode" } });
+        let two = json!({ "stepId": "two", "operationId": "makeThing" });
+        let before = workflow(json!([one.clone(), two.clone()]));
+        let after = workflow(json!([two, one]));
+        let found = diff_workflows(Some(&before), Some(&after));
+        assert!(
+            found
+                .iter()
+                .any(|f| f.message == "steps reordered" && f.breaks_clients),
+            "{found:?}"
+        );
+
+        let mut documented = before.clone();
+        documented["workflows"][0]["description"] = json!("now documented");
+        let found = diff_workflows(Some(&before), Some(&documented));
+        assert!(found.len() == 1 && !found[0].breaks_clients, "{found:?}");
     }
 }

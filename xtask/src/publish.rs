@@ -30,10 +30,16 @@ pub struct Options {
 }
 
 /// Why a publication is refused, if it is: the version must grow with the change, by the policy
-/// `diff` applies too (`compat`). A changed document always needs a new version, even when only
-/// its documentation changed: the published bytes differ.
-pub fn refusal(previous: &Value, current: &Value, findings: &[diff::Finding]) -> Option<String> {
-    if findings.is_empty() && previous == current {
+/// `diff` applies too (`compat`). A changed document (the spec, or the workflow published beside
+/// it: `workflows` is the previous one and the current one) always needs a new version, even when
+/// only its documentation changed: the published bytes differ.
+pub fn refusal(
+    previous: &Value,
+    current: &Value,
+    workflows: (Option<&Value>, Option<&Value>),
+    findings: &[diff::Finding],
+) -> Option<String> {
+    if findings.is_empty() && previous == current && workflows.0 == workflows.1 {
         return None;
     }
     let required = compat::required_bump(findings).max(compat::Bump::Patch);
@@ -126,10 +132,12 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         .map(|text| yaml_serde::from_str::<Value>(&text).map(|w| normalised(&w)))
         .transpose()
         .map_err(|e| format!("the workflow is not valid YAML: {e}"))?;
-    let previous_workflow: Option<Value> =
-        std::fs::read_to_string(out.join("product-upgrades.arazzo.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok());
+    let previous_workflow_path = out.join("product-upgrades.arazzo.json");
+    let previous_workflow: Option<Value> = std::fs::read_to_string(&previous_workflow_path)
+        .ok()
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|e| format!("{} is not JSON: {e}", previous_workflow_path.display()))?;
     let mut findings = match &previous {
         Some(previous) => diff::diff(previous, &current)?,
         None => Vec::new(),
@@ -142,10 +150,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         findings.sort();
     }
     if previous.as_ref() == Some(&current) && previous_workflow == workflow {
-        let yaml_path = out.join("product-upgrades.yaml");
-        let yaml_is_current =
-            std::fs::read_to_string(&yaml_path).is_ok_and(|text| text == yaml::to_string(&current));
-        if yaml_is_current {
+        if yaml_is_current(&out, &current, workflow.as_ref()) {
             println!(
                 "{} already publishes this spec (info.version {})",
                 out.display(),
@@ -155,8 +160,9 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         }
         if options.check {
             eprintln!(
-                "{} publishes this contract, but its product-upgrades.yaml is not the YAML the \
-                 publisher writes now (an older writer's, or edited); run `cargo xtask publish`",
+                "{} publishes this contract, but its product-upgrades.yaml, \
+                 product-upgrades.arazzo.yaml or SHA256SUMS is not what the publisher writes now \
+                 (an older writer's, or edited); run `cargo xtask publish`",
                 out.display()
             );
             return Ok(false);
@@ -164,7 +170,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         // The same contract in the current YAML form: no new version, no changelog section.
         write_files(&current, workflow.as_ref(), &out)?;
         println!(
-            "rewrote {}'s product-upgrades.yaml and SHA256SUMS in the current YAML form; \
+            "rewrote {}'s YAML files and SHA256SUMS in the current YAML form; \
              the contract (info.version {}) is unchanged",
             out.display(),
             current["info"]["version"]
@@ -179,7 +185,12 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         return Ok(false);
     }
     if let Some(previous) = &previous
-        && let Some(why) = refusal(previous, &current, &findings)
+        && let Some(why) = refusal(
+            previous,
+            &current,
+            (previous_workflow.as_ref(), workflow.as_ref()),
+            &findings,
+        )
     {
         eprintln!("refusing to publish: {why}");
         return Ok(false);
@@ -203,6 +214,39 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         out.display()
     );
     Ok(loaders_agree(root, &out))
+}
+
+/// Whether the YAML files and `SHA256SUMS` in `out` are exactly what [`write_files`] writes for
+/// `spec` and `workflow` (the JSON files are compared by `run` as values): a hand-edited or stale
+/// `product-upgrades.arazzo.yaml` is not current, nor is one left behind with no workflow.
+fn yaml_is_current(out: &Path, spec: &Value, workflow: Option<&Value>) -> bool {
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).ok();
+    let spec_yaml = yaml::to_string(&normalised(spec));
+    let workflow_yaml = workflow.map(|w| yaml::to_string(&normalised(w)));
+    let sums_listed = |sums: &str, name: &str, text: Option<&str>| match text {
+        Some(text) => sums
+            .lines()
+            .any(|line| line == format!("{:x}  {name}", Sha256::digest(text.as_bytes()))),
+        None => !sums
+            .lines()
+            .any(|line| line.ends_with(&format!("  {name}"))),
+    };
+    let sums = read("SHA256SUMS").unwrap_or_default();
+    let json_sums_ok = ["product-upgrades.json", "product-upgrades.arazzo.json"]
+        .iter()
+        .all(|name| match read(name) {
+            Some(text) => sums_listed(&sums, name, Some(&text)),
+            None => sums_listed(&sums, name, None),
+        });
+    read("product-upgrades.yaml").as_deref() == Some(spec_yaml.as_str())
+        && read("product-upgrades.arazzo.yaml") == workflow_yaml
+        && sums_listed(&sums, "product-upgrades.yaml", Some(&spec_yaml))
+        && sums_listed(
+            &sums,
+            "product-upgrades.arazzo.yaml",
+            workflow_yaml.as_deref(),
+        )
+        && json_sums_ok
 }
 
 /// Writes the normalised spec as `product-upgrades.json` and `.yaml` with `SHA256SUMS` into `out`.
@@ -243,6 +287,19 @@ fn write_files(spec: &Value, workflow: Option<&Value>, out: &Path) -> Result<(),
             serde_json::to_string_pretty(&workflow).map_err(|e| e.to_string())? + "\n",
         ));
         files.push(("product-upgrades.arazzo.yaml", yaml));
+    } else {
+        // No workflow any more: none may stay published beside the spec.
+        for name in [
+            "product-upgrades.arazzo.json",
+            "product-upgrades.arazzo.yaml",
+        ] {
+            match std::fs::remove_file(out.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("cannot remove {name}: {e}"));
+                }
+                _ => {}
+            }
+        }
     }
     let mut sums = String::new();
     for (name, text) in &files {
@@ -583,7 +640,7 @@ mod tests {
             let new = spec(version, "string");
             let findings = diff::diff(&old, &new).unwrap();
             assert_eq!(
-                refusal(&old, &new, &findings).is_some(),
+                refusal(&old, &new, (None, None), &findings).is_some(),
                 refused,
                 "{version}"
             );
@@ -596,9 +653,9 @@ mod tests {
         let mut new = spec("1.2.0", "integer");
         new["components"]["schemas"]["Thing"]["properties"]["label"] = json!({ "type": "string" });
         let findings = diff::diff(&old, &new).unwrap();
-        assert!(refusal(&old, &new, &findings).is_some());
+        assert!(refusal(&old, &new, (None, None), &findings).is_some());
         new["info"]["version"] = json!("1.2.1");
-        assert!(refusal(&old, &new, &findings).is_none());
+        assert!(refusal(&old, &new, (None, None), &findings).is_none());
     }
 
     #[test]
@@ -608,9 +665,76 @@ mod tests {
         new["info"]["description"] = json!("now documented");
         let findings = diff::diff(&old, &new).unwrap();
         assert!(findings.is_empty(), "{findings:?}");
-        assert!(refusal(&old, &new, &findings).is_some());
+        assert!(refusal(&old, &new, (None, None), &findings).is_some());
         new["info"]["version"] = json!("1.2.1");
-        assert!(refusal(&old, &new, &findings).is_none());
+        assert!(refusal(&old, &new, (None, None), &findings).is_none());
+    }
+
+    #[test]
+    fn a_workflow_only_change_needs_a_higher_version() {
+        let spec = spec("1.2.0", "integer");
+        let old_flow = json!({ "arazzo": "1.0.1", "info": { "version": "1.2.0" },
+            "workflows": [ { "workflowId": "w", "description": "before", "steps": [] } ] });
+        let mut new_flow = old_flow.clone();
+        new_flow["workflows"][0]["description"] = json!("after");
+        let findings = diff::diff_workflows(Some(&old_flow), Some(&new_flow));
+        assert!(!findings.is_empty() && !findings.iter().any(|f| f.breaks_clients));
+        // Refused on the documents alone, whatever the rules found.
+        assert!(
+            refusal(&spec, &spec, (Some(&old_flow), Some(&new_flow)), &[]).is_some(),
+            "a changed workflow was published under the same version"
+        );
+        assert!(refusal(&spec, &spec, (Some(&old_flow), Some(&old_flow)), &[]).is_none());
+        let mut raised = spec.clone();
+        raised["info"]["version"] = json!("1.2.1");
+        assert!(
+            refusal(
+                &spec,
+                &raised,
+                (Some(&old_flow), Some(&new_flow)),
+                &findings
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn a_stale_or_edited_published_workflow_is_not_current() {
+        let out =
+            std::env::temp_dir().join(format!("xtask-publish-current-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let spec = spec("1.2.0", "integer");
+        let flow = json!({ "arazzo": "1.0.1", "info": { "version": "1.2.0" }, "workflows": [] });
+        write_files(&spec, Some(&flow), &out).unwrap();
+        assert!(yaml_is_current(&out, &spec, Some(&flow)));
+
+        let yaml_path = out.join("product-upgrades.arazzo.yaml");
+        let written = std::fs::read_to_string(&yaml_path).unwrap();
+        std::fs::write(&yaml_path, format!("{written}# edited\n")).unwrap();
+        assert!(
+            !yaml_is_current(&out, &spec, Some(&flow)),
+            "an edited workflow YAML"
+        );
+
+        write_files(&spec, Some(&flow), &out).unwrap();
+        let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+        let kept: String = sums
+            .lines()
+            .filter(|l| !l.contains("arazzo.json"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(out.join("SHA256SUMS"), kept).unwrap();
+        assert!(
+            !yaml_is_current(&out, &spec, Some(&flow)),
+            "a SHA256SUMS without the workflow"
+        );
+
+        // The workflow withdrawn: its published copies go too.
+        write_files(&spec, None, &out).unwrap();
+        assert!(!yaml_path.exists() && !out.join("product-upgrades.arazzo.json").exists());
+        assert!(yaml_is_current(&out, &spec, None));
+        assert!(!yaml_is_current(&out, &spec, Some(&flow)));
+        let _ = std::fs::remove_dir_all(&out);
     }
 
     #[test]

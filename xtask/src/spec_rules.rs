@@ -240,9 +240,23 @@ fn check_links(spec: &Value, findings: &mut Findings) {
                         format!("{at}: operationId {target:?} names no operation")
                     });
                     for (parameter, value) in link["parameters"].as_object().into_iter().flatten() {
-                        let bare = parameter.rsplit('.').next().unwrap_or(parameter);
+                        // `in.name` names the place too (OpenAPI's qualified form); a bare
+                        // name is the whole key, dots and all.
+                        let (place, bare) = match parameter.split_once('.') {
+                            Some((place, bare))
+                                if ["path", "query", "header", "cookie"].contains(&place) =>
+                            {
+                                (Some(place), bare)
+                            }
+                            _ => (None, parameter.as_str()),
+                        };
                         findings.check(
-                            declared.is_none_or(|ps| ps.iter().any(|(n, _)| n == bare)),
+                            declared.is_none_or(|ps| {
+                                ps.iter().any(|(n, i)| {
+                                    (n == bare || (i == "header" && n.eq_ignore_ascii_case(bare)))
+                                        && place.is_none_or(|p| p == i)
+                                })
+                            }),
                             || format!("{at}: {target} has no parameter {parameter:?}"),
                         );
                         let text = value.as_str().unwrap_or_default();
@@ -305,9 +319,13 @@ pub fn check_workflow(spec: &Value, workflow: &Value, findings: &mut Findings) {
             })
         };
         let mut references = Vec::new();
+        let mut step_ids = std::collections::BTreeSet::new();
         for step in &steps {
             let step_id = step["stepId"].as_str().unwrap_or("?");
             let at = format!("workflow {flow_id}, step {step_id}");
+            findings.check(step_ids.insert(step_id), || {
+                format!("{at}: the step id is used twice (a goto could not tell them apart)")
+            });
             let reference = step["operationId"].as_str().unwrap_or_default();
             let (source, operation) = match reference
                 .strip_prefix("$sourceDescriptions.")
@@ -333,10 +351,12 @@ pub fn check_workflow(spec: &Value, workflow: &Value, findings: &mut Findings) {
                     }),
                     || format!("{at}: {operation} has no {place} parameter {name:?}"),
                 );
-                if let Some(text) = parameter["value"].as_str() {
-                    references.push((at.clone(), text.to_owned()));
-                }
             }
+            // Every expression the step holds: parameter values, the request body's payload,
+            // criteria contexts, outputs.
+            expressions(step, &mut |text| {
+                references.push((at.clone(), text.to_owned()))
+            });
             for action in ["onSuccess", "onFailure"]
                 .iter()
                 .flat_map(|k| step[*k].as_array().into_iter().flatten())
@@ -359,7 +379,18 @@ pub fn check_workflow(spec: &Value, workflow: &Value, findings: &mut Findings) {
                 ));
             }
         }
+        let inputs = flow["inputs"]["properties"].as_object();
         for (at, text) in references {
+            if let Some(rest) = text.strip_prefix("$inputs.") {
+                let name = rest.split(['#', '.']).next().unwrap_or_default();
+                // Inputs given by a `$ref` (no properties here) are not looked into.
+                findings.check(
+                    flow["inputs"].get("$ref").is_some()
+                        || inputs.is_some_and(|i| i.contains_key(name)),
+                    || format!("{at}: {text:?} names no input of the workflow"),
+                );
+                continue;
+            }
             let Some(rest) = text.strip_prefix("$steps.") else {
                 continue;
             };
@@ -367,6 +398,7 @@ pub fn check_workflow(spec: &Value, workflow: &Value, findings: &mut Findings) {
             let (step, kind, output) = (parts.next(), parts.next(), parts.next());
             let known = match (step, kind, output) {
                 (Some(step), Some("outputs"), Some(output)) => {
+                    let output = output.split('#').next().unwrap_or_default();
                     outputs_of(step).is_some_and(|o| o.iter().any(|n| n == output))
                 }
                 _ => false,
@@ -375,6 +407,26 @@ pub fn check_workflow(spec: &Value, workflow: &Value, findings: &mut Findings) {
                 format!("{at}: {text:?} names no output of a step")
             });
         }
+    }
+}
+
+/// Calls `found` with every runtime expression (`$…`) among the values of a step, outside its
+/// prose (`description`, `summary`) and the conditions (which mix expressions with operators).
+fn expressions(node: &Value, found: &mut impl FnMut(&str)) {
+    match node {
+        Value::String(text) if text.starts_with('$') => found(text),
+        Value::Array(items) => items.iter().for_each(|i| expressions(i, found)),
+        Value::Object(map) => {
+            for (key, value) in map {
+                if !matches!(
+                    key.as_str(),
+                    "description" | "summary" | "condition" | "operationId"
+                ) {
+                    expressions(value, found);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -518,6 +570,19 @@ mod tests {
             "{failures:?}"
         );
 
+        let mut qualified = good.clone();
+        qualified["parameters"] = json!({ "path.thingId": "$response.body#/id" });
+        assert_eq!(check(&with_link(qualified)).failures, Vec::<String>::new());
+        let mut wrong_place = good.clone();
+        wrong_place["parameters"] = json!({ "header.thingId": "$response.body#/id" });
+        let failures = check(&with_link(wrong_place)).failures;
+        assert!(
+            failures
+                .iter()
+                .any(|f| f.contains("no parameter \"header.thingId\"")),
+            "{failures:?}"
+        );
+
         let mut not_an_expression = good;
         not_an_expression["parameters"] = json!({ "thingId": "Location" });
         let failures = check(&with_link(not_an_expression)).failures;
@@ -584,5 +649,32 @@ mod tests {
             failures.contains("\"nowhere\", which does not exist"),
             "{failures}"
         );
+    }
+
+    #[test]
+    fn an_expression_in_a_body_or_criteria_naming_nothing_fails_and_step_ids_are_unique() {
+        let spec = contract::spec();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../openapi/product-upgrades.arazzo.yaml");
+        let workflow = contract::read_spec(&path).unwrap();
+        let mut broken = workflow.clone();
+        broken["workflows"][0]["steps"][0]["requestBody"]["payload"]["customerId"] =
+            json!("$inputs.customer");
+        broken["workflows"][0]["steps"][1]["requestBody"]["payload"]["productFamily"] =
+            json!("$steps.checkEligibility.outputs.family");
+        broken["workflows"][0]["steps"][2]["successCriteria"][1]["context"] =
+            json!("$steps.nowhere.outputs.body");
+        broken["workflows"][0]["steps"][3]["stepId"] = json!("createUpgrade");
+        let mut findings = Findings::default();
+        check_workflow(&spec, &broken, &mut findings);
+        let failures = findings.failures.join("\n");
+        for expected in [
+            "\"$inputs.customer\" names no input",
+            "\"$steps.checkEligibility.outputs.family\" names no output",
+            "\"$steps.nowhere.outputs.body\" names no output",
+            "step createUpgrade: the step id is used twice",
+        ] {
+            assert!(failures.contains(expected), "{expected} not in {failures}");
+        }
     }
 }
