@@ -777,22 +777,30 @@ pub fn report(findings: &[Finding], old: &Value, new: &Value) -> bool {
     }
 }
 
+/// Without `--old` there is always a base; this says so instead of panicking if not.
+fn unreachable_base<T>() -> Result<T, String> {
+    Err("no revision to compare with".to_owned())
+}
+
 pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
     let new = partner_center_contract::read_spec(&partner_center_contract::spec_path())?;
-    let old = match (&options.old, &options.base) {
+    // The base is worked out once (it may print a note saying which it chose).
+    let base = match &options.old {
+        Some(_) => None,
+        None => Some(options.base.clone().unwrap_or_else(|| default_base(root))),
+    };
+    let old = match (&options.old, &base) {
         (Some(file), _) => partner_center_contract::read_spec(file)?,
-        (None, base) => {
-            let base = base.clone().unwrap_or_else(|| default_base(root));
-            match spec_at(root, &base)? {
-                Some(old) => old,
-                None => {
-                    println!(
-                        "the spec does not exist at {base} ({SPEC_IN_REPO} is absent there): nothing to compare"
-                    );
-                    return Ok(true);
-                }
+        (None, None) => unreachable_base()?,
+        (None, Some(base)) => match spec_at(root, base)? {
+            Some(old) => old,
+            None => {
+                println!(
+                    "the spec does not exist at {base} ({SPEC_IN_REPO} is absent there): nothing to compare"
+                );
+                return Ok(true);
             }
-        }
+        },
     };
     let mut findings = diff(&old, &new)?;
     let new_workflow = std::fs::read_to_string(root.join(WORKFLOW_IN_REPO))
@@ -800,7 +808,7 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
         .map(|text| yaml_serde::from_str::<Value>(&text))
         .transpose()
         .map_err(|e| format!("{WORKFLOW_IN_REPO} is not valid YAML: {e}"))?;
-    let old_workflow = match (&options.old, &options.base) {
+    let old_workflow = match (&options.old, &base) {
         // A spec file given alone: the workflow beside it, if any.
         (Some(file), _) => {
             let beside = file.with_file_name("product-upgrades.arazzo.yaml");
@@ -808,7 +816,8 @@ pub fn run(root: &Path, options: &Options) -> Result<bool, String> {
                 .ok()
                 .and_then(|text| yaml_serde::from_str::<Value>(&text).ok())
         }
-        (None, base) => workflow_at(root, &base.clone().unwrap_or_else(|| default_base(root)))?,
+        (None, Some(base)) => workflow_at(root, base)?,
+        (None, None) => unreachable_base()?,
     };
     findings.extend(diff_workflows(old_workflow.as_ref(), new_workflow.as_ref()));
     findings.sort();

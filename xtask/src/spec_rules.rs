@@ -217,8 +217,35 @@ fn is_runtime_expression(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     token
         && regex.is_none_or(|pattern| {
-            regress::Regex::new(pattern).is_ok() && pattern.matches('(').count() == 1
+            regress::Regex::new(pattern).is_ok() && capture_groups(pattern) == 1
         })
+}
+
+/// The capturing groups of a regular expression: each `(` that is not escaped, not inside a
+/// character class and not a `(?` group (non-capturing, lookaround; a named group `(?<n>` or
+/// `(?P<n>` captures).
+fn capture_groups(pattern: &str) -> usize {
+    let bytes = pattern.as_bytes();
+    let (mut groups, mut in_class, mut i) = (0, false, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => {
+                let rest = &pattern[i + 1..];
+                let named =
+                    rest.starts_with("?<") && !rest.starts_with("?<=") && !rest.starts_with("?<!")
+                        || rest.starts_with("?P<");
+                if !rest.starts_with('?') || named {
+                    groups += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    groups
 }
 
 /// Every link names an operation that exists, only parameters it declares, and holds runtime
@@ -592,6 +619,21 @@ mod tests {
                 .any(|f| f.contains("not a runtime expression")),
             "{failures:?}"
         );
+    }
+
+    #[test]
+    fn capture_groups_are_counted_past_escapes_classes_and_non_capturing_groups() {
+        for (pattern, groups) in [
+            ("productUpgrades/([^/?#]+)", 1),
+            (r"a\(b(c)", 1),
+            ("(?:x)(y)", 1),
+            ("[(](z)", 1),
+            ("(?<id>[0-9a-f-]+)", 1),
+            ("(?=a)b", 0),
+            ("(a)(b)", 2),
+        ] {
+            assert_eq!(capture_groups(pattern), groups, "{pattern}");
+        }
     }
 
     #[test]
