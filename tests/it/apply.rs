@@ -378,6 +378,35 @@ async fn apply_killed_at_random_points_resumes_to_exactly_one_upgrade_per_custom
     );
 }
 
+/// `pc-upgrade [extra] ARGS` signed in with `seed`, a refresh token the mock issued (no static
+/// token: the app and tenant from the environment, a credentials file in `dir`), run to its end.
+pub(crate) async fn apply_signed_in(
+    mock: &RunningMock,
+    dir: &Path,
+    seed: &str,
+    args: &[&str],
+    extra: &[&std::ffi::OsStr],
+) -> Output {
+    let mut apply = crate::support::pc_upgrade_command();
+    apply
+        .args(["--authority", &mock.url(), "--base-url", &mock.url()])
+        .args(extra)
+        .arg("--credentials")
+        .arg(dir.join("credentials.json"))
+        .args(args)
+        .env(
+            "PARTNER_CENTER_CLIENT_ID",
+            "11111111-2222-4333-8444-555555555555",
+        )
+        .env("PARTNER_CENTER_TENANT_ID", mock.tenant())
+        .env("PARTNER_CENTER_REFRESH_TOKEN", seed)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    tokio::task::spawn_blocking(move || apply.output().unwrap())
+        .await
+        .unwrap()
+}
+
 /// A run signed in with a refresh token (no static token), whose polls span longer than an
 /// access token lives: tokens are renewed ahead of expiry, none is sent expired, and the
 /// journal names the signed-in user.
@@ -400,23 +429,7 @@ async fn a_long_apply_renews_its_tokens_and_never_sends_an_expired_one() {
     .await;
     let journal = dir.join("journal.db");
     let seed = mock.issue_refresh_token(true);
-    let mut apply = crate::support::pc_upgrade_command();
-    apply
-        .args(["--authority", &mock.url(), "--base-url", &mock.url()])
-        .arg("--credentials")
-        .arg(dir.join("credentials.json"))
-        .args(apply_args(&plan, &journal))
-        .env(
-            "PARTNER_CENTER_CLIENT_ID",
-            "11111111-2222-4333-8444-555555555555",
-        )
-        .env("PARTNER_CENTER_TENANT_ID", mock.tenant())
-        .env("PARTNER_CENTER_REFRESH_TOKEN", &seed)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = tokio::task::spawn_blocking(move || apply.output().unwrap())
-        .await
-        .unwrap();
+    let output = apply_signed_in(&mock, &dir, &seed, &apply_args(&plan, &journal), &[]).await;
 
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let counts = mock.sign_in_counts();

@@ -629,27 +629,7 @@ async fn ctrl_c_exits_130_with_a_consistent_journal_and_the_resume_makes_one_upg
     let args = apply_args(&plan, &journal);
     let child = command(&mock, &args).spawn().unwrap();
     // Once an upgrade is being followed, the run is in its loop: interrupt it there.
-    let following = || {
-        journal.exists()
-            && rusqlite::Connection::open_with_flags(
-                &journal,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM customers WHERE state = 'following'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-            })
-            .is_ok_and(|n| n > 0)
-    };
-    let mut waited = Duration::ZERO;
-    while !following() {
-        assert!(waited < Duration::from_secs(60), "no upgrade followed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += Duration::from_millis(20);
-    }
+    until_following(&journal).await;
     // SAFETY: kill has no memory preconditions; the pid is our child's, not yet waited for.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
@@ -965,25 +945,14 @@ async fn no_token_reaches_the_journal_report_recordings_traces_or_terminal() {
     let journal = dir.join("journal.db");
     let record = dir.join("recorded");
     let seed = mock.issue_refresh_token(true);
-    let mut apply = crate::support::pc_upgrade_command();
-    apply
-        .args(["--authority", &mock.url(), "--base-url", &mock.url(), "-vv"])
-        .arg("--record")
-        .arg(&record)
-        .arg("--credentials")
-        .arg(dir.join("credentials.json"))
-        .args(apply_args(&plan, &journal))
-        .env(
-            "PARTNER_CENTER_CLIENT_ID",
-            "11111111-2222-4333-8444-555555555555",
-        )
-        .env("PARTNER_CENTER_TENANT_ID", mock.tenant())
-        .env("PARTNER_CENTER_REFRESH_TOKEN", &seed)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = tokio::task::spawn_blocking(move || apply.output().unwrap())
-        .await
-        .unwrap();
+    let output = crate::apply::apply_signed_in(
+        &mock,
+        &dir,
+        &seed,
+        &apply_args(&plan, &journal),
+        &["-vv".as_ref(), "--record".as_ref(), record.as_os_str()],
+    )
+    .await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(mock.sign_in_counts().refresh_redemptions >= 2);
 
